@@ -1,0 +1,67 @@
+# The webdock application image, built by `webdock build TAG` (classic builder)
+# from a context webdock assembles:
+#   .webdock/rootfs/            images/rootfs/ of webdock: /init, s6 services, nginx, uwsgi
+#   .webdock/requirements.txt   the app's pinned requirements
+#   .webdock/wheels/            wheels for them (installed offline, --no-index)
+#   .webdock/djobs/<name>/run   one execline script per djob
+#   .webdock/crontab            the app's crontab
+#   app/                        the application
+#
+# Layers go from the least to the most often changed: a one-line app change
+# rebuilds only the app COPY + collectstatic; a requirements change rebuilds
+# from the wheels. The tag, revision and date come last, as ENV/LABEL only, so
+# a new tag of unchanged code re-uses every RUN layer.
+
+ARG BASE_IMAGE=webdock-base:dev
+FROM ${BASE_IMAGE}
+
+ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
+    PYTHONUNBUFFERED=1
+
+# User app (10001:10001) runs every app process; /app (its home) stays
+# root-owned and read-only to it. No system cron jobs, no default nginx site.
+RUN groupadd --gid 10001 app \
+ && useradd --uid 10001 --gid app --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin app \
+ && mkdir -p /app /data /run/webdock/sock \
+ && chown app:app /data \
+ && rm -f /etc/cron.d/* /etc/cron.hourly/* /etc/cron.daily/* /etc/cron.weekly/* \
+        /etc/cron.monthly/* /etc/nginx/sites-enabled/*
+
+COPY .webdock/rootfs/ /
+
+COPY .webdock/requirements.txt .webdock/wheels/ /opt/webdock/wheels/
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
+        --find-links /opt/webdock/wheels -r /opt/webdock/wheels/requirements.txt \
+ && rm -rf /opt/webdock/wheels
+
+COPY .webdock/djobs/ /etc/webdock/djobs/
+COPY .webdock/crontab /etc/webdock/crontab
+
+COPY app/ /app/
+WORKDIR /app
+# WEBDOCK_BUILD=1 lets settings load without runtime secrets. Text assets get
+# a .gz twin for nginx's gzip_static (-n: no name/time, reproducible).
+RUN WEBDOCK_BUILD=1 python manage.py collectstatic --noinput -v 0 \
+ && if [ -d /app/staticfiles ]; then \
+        find /app/staticfiles -type f \( -name '*.css' -o -name '*.js' -o -name '*.mjs' \
+            -o -name '*.map' -o -name '*.svg' -o -name '*.json' -o -name '*.txt' \
+            -o -name '*.html' -o -name '*.xml' -o -name '*.ico' -o -name '*.ttf' \
+            -o -name '*.eot' -o -name '*.otf' \) -exec gzip -k -9 -n {} + ; \
+    fi \
+ && python -m compileall -q /app
+
+ENTRYPOINT ["/init"]
+
+ARG WEBDOCK_TAG=dev
+ARG WEBDOCK_REVISION=unknown
+ARG WEBDOCK_CREATED=
+ARG WEBDOCK_DJOBS=
+ENV WEBDOCK_RELEASE=${WEBDOCK_TAG}
+LABEL webdock.tag="${WEBDOCK_TAG}" \
+      webdock.djobs="${WEBDOCK_DJOBS}" \
+      org.opencontainers.image.version="${WEBDOCK_TAG}" \
+      org.opencontainers.image.revision="${WEBDOCK_REVISION}" \
+      org.opencontainers.image.created="${WEBDOCK_CREATED}"
