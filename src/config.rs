@@ -1,0 +1,567 @@
+//! `webdock.toml`: what a project is and how it is deployed.
+//!
+//! The file is parsed and validated completely before any command touches
+//! Docker, the socket directories or the state directory, so a typo can never
+//! leave a half-done deploy. Every error names the file, the line and the key.
+//! Relative paths are resolved against the directory holding the file, so a
+//! command means the same thing from any working directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::names::{self, Tag};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}\nhint: pass --config PATH or run from the directory holding webdock.toml")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The file as written. `deny_unknown_fields` everywhere: an unknown key is a
+/// typo until proven otherwise.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    project: SimpleName,
+    image: Option<String>,
+    #[serde(default = "d_app")]
+    app: PathBuf,
+    #[serde(default = "d_requirements")]
+    requirements: PathBuf,
+    crontab: Option<PathBuf>,
+    env_file: Option<PathBuf>,
+    #[serde(default = "d_socket_root")]
+    socket_root: PathBuf,
+    #[serde(default = "d_state_root")]
+    state_root: PathBuf,
+    #[serde(default)]
+    volumes: Vec<String>,
+    #[serde(default = "d_keep_images")]
+    keep_images: usize,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    release: Release,
+    #[serde(default)]
+    portal: Portal,
+    #[serde(default)]
+    health: Health,
+    #[serde(default)]
+    cron: Cron,
+    #[serde(default)]
+    djobs: BTreeMap<SimpleName, RawDjob>,
+}
+
+fn d_app() -> PathBuf {
+    ".".into()
+}
+fn d_requirements() -> PathBuf {
+    "requirements.txt".into()
+}
+fn d_socket_root() -> PathBuf {
+    "/run/webdock".into()
+}
+fn d_state_root() -> PathBuf {
+    "/var/lib/webdock".into()
+}
+fn d_keep_images() -> usize {
+    5
+}
+
+/// A project or djob name, checked while parsing so the error carries a line.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SimpleName(pub String);
+
+impl<'de> Deserialize<'de> for SimpleName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        names::check_simple_name(&s)
+            .map_err(|e| serde::de::Error::custom(format!("name {s:?} {e}")))?;
+        Ok(SimpleName(s))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    /// Run once in a one-off container of the new image before any traffic
+    /// moves; empty means no release step.
+    #[serde(default = "d_release_cmd")]
+    pub command: Vec<String>,
+    #[serde(default = "d_release_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+fn d_release_cmd() -> Vec<String> {
+    ["python", "manage.py", "migrate", "--noinput"]
+        .map(String::from)
+        .to_vec()
+}
+fn d_release_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+impl Default for Release {
+    fn default() -> Self {
+        Release {
+            command: d_release_cmd(),
+            timeout: d_release_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Portal {
+    #[serde(default = "d_wsgi")]
+    pub wsgi: String,
+    #[serde(default = "d_processes")]
+    pub processes: u32,
+    #[serde(default = "d_portal_grace", with = "humantime_serde")]
+    pub stop_grace: Duration,
+    /// Where the host nginx answers; after the flip webdock asks it for the
+    /// health path and expects the new tag. None skips that check.
+    pub public_url: Option<String>,
+}
+fn d_wsgi() -> String {
+    "portal.wsgi:application".into()
+}
+fn d_processes() -> u32 {
+    4
+}
+fn d_portal_grace() -> Duration {
+    Duration::from_secs(30)
+}
+impl Default for Portal {
+    fn default() -> Self {
+        Portal {
+            wsgi: d_wsgi(),
+            processes: d_processes(),
+            stop_grace: d_portal_grace(),
+            public_url: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    #[serde(default = "d_health_path")]
+    pub path: String,
+    /// Sent as the `Host` header so Django's ALLOWED_HOSTS accepts the probe.
+    #[serde(default = "d_health_host")]
+    pub host: String,
+    #[serde(default = "d_consecutive")]
+    pub consecutive: u32,
+    #[serde(default = "d_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(default = "d_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "d_deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+}
+fn d_health_path() -> String {
+    "/health/".into()
+}
+fn d_health_host() -> String {
+    "localhost".into()
+}
+fn d_consecutive() -> u32 {
+    3
+}
+fn d_interval() -> Duration {
+    Duration::from_millis(100)
+}
+fn d_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn d_deadline() -> Duration {
+    Duration::from_secs(60)
+}
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            path: d_health_path(),
+            host: d_health_host(),
+            consecutive: d_consecutive(),
+            interval: d_interval(),
+            timeout: d_timeout(),
+            deadline: d_deadline(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cron {
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    /// How long a stop waits for cron jobs in progress.
+    #[serde(default = "d_cron_grace", with = "humantime_serde")]
+    pub stop_grace: Duration,
+    /// How long cron must stay up after its start to count as started.
+    #[serde(default = "d_cron_settle", with = "humantime_serde")]
+    pub settle: Duration,
+}
+fn d_cron_settle() -> Duration {
+    Duration::from_secs(1)
+}
+fn d_true() -> bool {
+    true
+}
+fn d_cron_grace() -> Duration {
+    Duration::from_secs(60)
+}
+impl Default for Cron {
+    fn default() -> Self {
+        Cron {
+            enabled: true,
+            stop_grace: d_cron_grace(),
+            settle: d_cron_settle(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDjob {
+    command: Vec<String>,
+    #[serde(default = "d_djob_grace", with = "humantime_serde")]
+    stop_grace: Duration,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default = "d_settle", with = "humantime_serde")]
+    settle: Duration,
+}
+fn d_settle() -> Duration {
+    Duration::from_secs(2)
+}
+fn d_djob_grace() -> Duration {
+    Duration::from_secs(10)
+}
+
+#[derive(Debug, Clone)]
+pub struct Djob {
+    pub name: String,
+    pub command: Vec<String>,
+    pub stop_grace: Duration,
+    pub env: BTreeMap<String, String>,
+    /// How long a djob must stay up after its start to count as started.
+    pub settle: Duration,
+}
+
+/// A validated configuration with absolute paths.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub project: String,
+    pub image: String,
+    pub app_dir: PathBuf,
+    pub requirements: PathBuf,
+    pub crontab: Option<PathBuf>,
+    pub env_file: Option<PathBuf>,
+    pub socket_root: PathBuf,
+    pub state_root: PathBuf,
+    pub volumes: Vec<String>,
+    pub keep_images: usize,
+    pub env: BTreeMap<String, String>,
+    pub release: Release,
+    pub portal: Portal,
+    pub health: Health,
+    pub cron: Cron,
+    pub djobs: Vec<Djob>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        let text = String::from_utf8(text).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            message: format!("is not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(1);
+            ConfigError::Parse {
+                path: path.into(),
+                line,
+                message: e.message().replace('\n', " "),
+            }
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let base = std::path::absolute(&base).unwrap_or(base);
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
+
+        let project = raw.project.0;
+        let image = raw.image.unwrap_or_else(|| format!("webdock-{project}"));
+        names::check_repository(&image).map_err(|e| invalid(format!("image {image:?} {e}")))?;
+
+        let app_dir = base.join(&raw.app);
+        let requirements = inside(&raw.requirements, "requirements").map_err(&invalid)?;
+        let crontab = raw
+            .crontab
+            .as_deref()
+            .map(|c| inside(c, "crontab"))
+            .transpose()
+            .map_err(&invalid)?;
+        for (key, p) in [
+            ("socket_root", &raw.socket_root),
+            ("state_root", &raw.state_root),
+        ] {
+            if !p.is_absolute() {
+                return Err(invalid(format!("{key} {p:?} must be an absolute path")));
+            }
+        }
+        let env = raw.env;
+        for k in env.keys() {
+            names::check_env_name(k).map_err(|e| invalid(format!("env key {k:?} {e}")))?;
+            if k.starts_with("WEBDOCK_") {
+                return Err(invalid(format!(
+                    "env key {k:?} is reserved: WEBDOCK_* variables are set by webdock"
+                )));
+            }
+        }
+        for v in &raw.volumes {
+            check_volume(v).map_err(|m| invalid(format!("volume {v:?} {m}")))?;
+        }
+        if raw.keep_images < 2 {
+            return Err(invalid(
+                "keep_images must be at least 2 (the live and the previous tag)".into(),
+            ));
+        }
+        check_command("release.command", &raw.release.command, true).map_err(&invalid)?;
+        let h = &raw.health;
+        if !h.path.starts_with('/') || h.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(format!(
+                "health.path {:?} must start with '/' and hold no spaces",
+                h.path
+            )));
+        }
+        if h.host.is_empty()
+            || h.host
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            return Err(invalid(format!(
+                "health.host {:?} is not a host name",
+                h.host
+            )));
+        }
+        if h.consecutive == 0 {
+            return Err(invalid("health.consecutive must be at least 1".into()));
+        }
+        if h.timeout.is_zero() || h.deadline < h.timeout {
+            return Err(invalid(
+                "health.deadline must be at least health.timeout, which must not be 0".into(),
+            ));
+        }
+        if let Some(u) = &raw.portal.public_url {
+            if !u.starts_with("http://") {
+                return Err(invalid(format!("portal.public_url {u:?} must start with http:// (the host nginx on this machine)")));
+            }
+        }
+        let mut djobs = Vec::new();
+        for (name, d) in raw.djobs {
+            check_command(&format!("djobs.{}.command", name.0), &d.command, false)
+                .map_err(&invalid)?;
+            for k in d.env.keys() {
+                names::check_env_name(k)
+                    .map_err(|e| invalid(format!("djobs.{}.env key {k:?} {e}", name.0)))?;
+            }
+            djobs.push(Djob {
+                name: name.0,
+                command: d.command,
+                stop_grace: d.stop_grace,
+                env: d.env,
+                settle: d.settle,
+            });
+        }
+        Ok(Config {
+            path: path.into(),
+            project,
+            image,
+            requirements,
+            crontab,
+            env_file: raw.env_file.map(|p| base.join(p)),
+            app_dir,
+            socket_root: raw.socket_root,
+            state_root: raw.state_root,
+            volumes: raw.volumes,
+            keep_images: raw.keep_images,
+            env,
+            release: raw.release,
+            portal: raw.portal,
+            health: raw.health,
+            cron: raw.cron,
+            djobs,
+        })
+    }
+
+    pub fn djob(&self, name: &str) -> Option<&Djob> {
+        self.djobs.iter().find(|d| d.name == name)
+    }
+
+    pub fn image_ref(&self, tag: &Tag) -> String {
+        format!("{}:{}", self.image, tag)
+    }
+
+    /// `/run/webdock/<project>`: holds `blue/`, `green/` and the `live` link.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.socket_root.join(&self.project)
+    }
+
+    /// `/var/lib/webdock/<project>`: locks and history.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_root.join(&self.project)
+    }
+}
+
+/// A path inside the app directory: relative, no `..`.
+fn inside(p: &Path, key: &str) -> Result<PathBuf, String> {
+    if p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!(
+            "{key} {p:?} must be a relative path inside the app directory (no '..')"
+        ));
+    }
+    Ok(p.to_path_buf())
+}
+
+fn check_command(key: &str, cmd: &[String], may_be_empty: bool) -> Result<(), String> {
+    if cmd.is_empty() && !may_be_empty {
+        return Err(format!(
+            "{key} is empty: give the program and its arguments as a list"
+        ));
+    }
+    if cmd.iter().any(|a| a.contains('\0')) {
+        return Err(format!("{key} holds a NUL byte"));
+    }
+    if cmd.first().is_some_and(|p| p.is_empty()) {
+        return Err(format!("{key} starts with an empty program name"));
+    }
+    Ok(())
+}
+
+/// `SOURCE:/container/path[:ro|:rw]` where SOURCE is an absolute host path or
+/// a named volume.
+fn check_volume(v: &str) -> Result<(), String> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst) = match parts.as_slice() {
+        [s, d] | [s, d, "ro" | "rw"] => (*s, *d),
+        _ => return Err("must be SOURCE:/path or SOURCE:/path:ro".into()),
+    };
+    if !dst.starts_with('/') || dst.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "target {dst:?} must be an absolute path without '..'"
+        ));
+    }
+    if src.starts_with('/') {
+        if src.split('/').any(|c| c == "..") {
+            return Err(format!("source {src:?} must not hold '..'"));
+        }
+    } else if src.is_empty()
+        || !src
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(format!(
+            "source {src:?} must be an absolute host path or a volume name"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/srv/app/webdock.toml"), t)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse("project = \"demo\"\n").unwrap();
+        assert_eq!(c.image, "webdock-demo");
+        assert_eq!(c.app_dir, PathBuf::from("/srv/app/."));
+        assert_eq!(c.health.consecutive, 3);
+        assert_eq!(c.release.command[0], "python");
+        assert_eq!(c.socket_dir(), PathBuf::from("/run/webdock/demo"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("project = \"demo\"\n\n[health]\nconsecutve = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":4:"), "{e}");
+        assert!(e.contains("consecutve"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_name() {
+        let cases = [
+            ("project = \"Demo\"", "\"Demo\""),
+            ("project = 3", "invalid type"),
+            ("project = \"d\"\n[health]\ntimeout = \"soon\"", "soon"),
+            (
+                "project = \"d\"\n[djobs.\"bad name\"]\ncommand=[\"x\"]",
+                "bad name",
+            ),
+            ("project = \"d\"\n[djobs.a]\ncommand=[]", "djobs.a.command"),
+            ("project = \"d\"\nrequirements = \"../etc/passwd\"", "'..'"),
+            ("project = \"d\"\nvolumes = [\"x;rm:/data\"]", "x;rm"),
+            ("project = \"d\"\n[env]\nWEBDOCK_ROLE = \"x\"", "reserved"),
+            ("project = \"d\"\nimage = \"UP\"", "\"UP\""),
+            ("", "missing field `project`"),
+        ];
+        for (text, needle) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text:?} gave {e:?}, wanted {needle:?}");
+        }
+    }
+
+    #[test]
+    fn djobs_keep_their_settings() {
+        let c = parse(
+            "project = \"d\"\n[djobs.billing]\ncommand = [\"python\", \"manage.py\", \"djob\", \"billing\"]\nstop_grace = \"3s\"\nenv = { MODE = \"live\" }\n",
+        )
+        .unwrap();
+        let d = c.djob("billing").unwrap();
+        assert_eq!(d.stop_grace, Duration::from_secs(3));
+        assert_eq!(d.env["MODE"], "live");
+        assert!(c.djob("fax").is_none());
+    }
+}

@@ -1,0 +1,182 @@
+//! A recording, in-memory [`Engine`] for orchestration-order tests.
+//!
+//! It keeps containers and images in maps, refuses a second container with
+//! the same name (as Docker does), logs every call, and on starting a portal
+//! serves the health endpoint on the color's host socket so the real health
+//! code runs against it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError, ImageInfo, Result};
+
+#[derive(Default)]
+pub struct Fake {
+    pub calls: Mutex<Vec<String>>,
+    pub containers: Mutex<HashMap<String, (ContainerSpec, bool)>>,
+    pub images: Mutex<HashMap<String, ImageInfo>>,
+    /// Exit code of release containers.
+    pub release_exit: Mutex<i64>,
+    /// Health answers name this release instead of the container's tag.
+    pub health_release: Mutex<Option<String>>,
+    next_id: Mutex<u32>,
+}
+
+impl Fake {
+    pub fn image(&self, repo: &str, tag: &str, djobs: &str) {
+        let labels = HashMap::from([
+            ("webdock.tag".to_string(), tag.to_string()),
+            ("webdock.djobs".to_string(), djobs.to_string()),
+        ]);
+        let id = format!("sha256:{tag}");
+        let info = ImageInfo {
+            id,
+            labels,
+            repo_tags: vec![format!("{repo}:{tag}")],
+            created: 0,
+        };
+        self.images
+            .lock()
+            .unwrap()
+            .insert(format!("{repo}:{tag}"), info);
+    }
+    fn log(&self, s: String) {
+        self.calls.lock().unwrap().push(s);
+    }
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn info(name: &str, spec: &ContainerSpec, running: bool) -> ContainerInfo {
+        ContainerInfo {
+            id: format!("id-{name}"),
+            name: name.into(),
+            image: spec.image.clone(),
+            labels: spec.labels.clone(),
+            running,
+            state: if running {
+                "running".into()
+            } else {
+                "exited".into()
+            },
+            started_at: None,
+            restart_count: 0,
+        }
+    }
+}
+
+fn serve_health(sock: PathBuf, release: String) {
+    let _ = std::fs::remove_file(&sock);
+    let l = tokio::net::UnixListener::bind(&sock).expect("bind fake portal socket");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let release = release.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let body = format!("ok {release}");
+                let r = format!("HTTP/1.1 200 OK\r\nX-Release: {release}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = s.write_all(r.as_bytes()).await;
+            });
+        }
+    });
+}
+
+impl Engine for Fake {
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
+        Ok(self.images.lock().unwrap().get(reference).cloned())
+    }
+    async fn list_images(&self, _repository: &str) -> Result<Vec<ImageInfo>> {
+        Ok(self.images.lock().unwrap().values().cloned().collect())
+    }
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        self.log(format!("rmi {reference}"));
+        self.images.lock().unwrap().remove(reference);
+        Ok(())
+    }
+    async fn list_containers(&self, _project: &str) -> Result<Vec<ContainerInfo>> {
+        let mut v: Vec<_> = self
+            .containers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, (s, r))| Fake::info(n, s, *r))
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {
+        Ok(self
+            .containers
+            .lock()
+            .unwrap()
+            .get(name)
+            .map(|(s, r)| Fake::info(name, s, *r)))
+    }
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        self.log(format!("create {}", spec.name));
+        let mut cs = self.containers.lock().unwrap();
+        if cs.contains_key(&spec.name) {
+            return Err(EngineError::Build(format!(
+                "Conflict. The container name {} is already in use",
+                spec.name
+            )));
+        }
+        cs.insert(spec.name.clone(), (spec.clone(), false));
+        let mut id = self.next_id.lock().unwrap();
+        *id += 1;
+        Ok(format!("id{id}"))
+    }
+    async fn start_container(&self, name: &str) -> Result<()> {
+        self.log(format!("start {name}"));
+        let spec = {
+            let mut cs = self.containers.lock().unwrap();
+            let c = cs.get_mut(name).expect("start of a created container");
+            c.1 = true;
+            c.0.clone()
+        };
+        if spec.labels.get("webdock.role").map(String::as_str) == Some("portal") {
+            let dir = spec
+                .binds
+                .iter()
+                .find_map(|b| b.strip_suffix(":/run/webdock/sock"))
+                .expect("portal socket bind");
+            let release = self
+                .health_release
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| spec.labels["webdock.tag"].clone());
+            serve_health(PathBuf::from(dir).join("nginx.sock"), release);
+        }
+        Ok(())
+    }
+    async fn stop_container(&self, name: &str, _grace: Duration) -> Result<()> {
+        if let Some(c) = self.containers.lock().unwrap().get_mut(name) {
+            self.calls.lock().unwrap().push(format!("stop {name}"));
+            c.1 = false;
+        }
+        Ok(())
+    }
+    async fn remove_container(&self, name: &str) -> Result<()> {
+        if self.containers.lock().unwrap().remove(name).is_some() {
+            self.log(format!("remove {name}"));
+        }
+        Ok(())
+    }
+    async fn wait_container(&self, name: &str, _deadline: Duration) -> Result<i64> {
+        if name.contains("-release-") {
+            return Ok(*self.release_exit.lock().unwrap());
+        }
+        std::future::pending().await
+    }
+    async fn logs_tail(&self, name: &str, _lines: usize) -> Result<String> {
+        Ok(format!("logs of {name}\n"))
+    }
+}

@@ -1,0 +1,242 @@
+//! Orchestration order, against the recording fake engine and a real
+//! filesystem (temp dirs) and real health probes over unix sockets.
+
+use std::path::Path;
+
+use super::fake::Fake;
+use super::*;
+
+fn cfg(root: &Path) -> Config {
+    let text = format!(
+        r#"project = "demo"
+image = "app"
+socket_root = "{run}"
+state_root = "{state}"
+[health]
+consecutive = 2
+interval = "1ms"
+deadline = "5s"
+[cron]
+settle = "1ms"
+[djobs.billing]
+command = ["python", "manage.py", "djob", "billing"]
+settle = "1ms"
+"#,
+        run = root.join("run").display(),
+        state = root.join("state").display()
+    );
+    Config::parse(&root.join("webdock.toml"), &text).unwrap()
+}
+
+fn out() -> Out {
+    Out {
+        json: false,
+        tty: false,
+    }
+}
+
+fn pos(calls: &[String], what: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c == what)
+        .unwrap_or_else(|| panic!("no call {what:?} in {calls:#?}"))
+}
+
+fn rpos(calls: &[String], what: &str) -> usize {
+    calls
+        .iter()
+        .rposition(|c| c == what)
+        .unwrap_or_else(|| panic!("no call {what:?} in {calls:#?}"))
+}
+
+#[tokio::test]
+async fn first_promote_runs_release_then_portal_then_flip_then_workers() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let f = Fake::default();
+    f.image("app", "1.0.0", "billing");
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    cx.promote(&Tag::parse("1.0.0").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    let calls = f.calls();
+    assert!(pos(&calls, "start demo-release-1.0.0") < pos(&calls, "create demo-portal-blue"));
+    assert!(pos(&calls, "remove demo-release-1.0.0") < pos(&calls, "create demo-portal-blue"));
+    assert!(pos(&calls, "start demo-portal-blue") < pos(&calls, "create demo-djob-billing"));
+    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Blue));
+    let (h, _) = history::read(&history::path(&c.state_dir())).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].outcome, "ok");
+    assert!(h[0].steps.iter().any(|(s, _)| s == "flip"));
+}
+
+#[tokio::test]
+async fn second_promote_replaces_workers_stop_first_and_keeps_old_color_warm() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let f = Fake::default();
+    f.image("app", "1", "billing");
+    f.image("app", "2", "billing");
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    cx.promote(&Tag::parse("2").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    let calls = f.calls();
+    for name in ["demo-djob-billing", "demo-cron"] {
+        let stop = pos(&calls, &format!("stop {name}"));
+        let remove = pos(&calls, &format!("remove {name}"));
+        let create = rpos(&calls, &format!("create {name}"));
+        assert!(
+            stop < remove && remove < create,
+            "{name}: stop {stop}, remove {remove}, create {create}"
+        );
+    }
+    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Green));
+    let cs = f.containers.lock().unwrap();
+    assert!(
+        cs["demo-portal-blue"].1,
+        "previous color stays running for rollback"
+    );
+    assert_eq!(cs["demo-djob-billing"].0.labels["webdock.tag"], "2");
+}
+
+#[tokio::test]
+async fn failed_health_leaves_traffic_and_removes_the_new_container() {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = cfg(d.path());
+    c.health.deadline = std::time::Duration::from_millis(500);
+    c.health.timeout = std::time::Duration::from_millis(200);
+    let f = Fake::default();
+    f.image("app", "1", "billing");
+    f.image("app", "2", "billing");
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    *f.health_release.lock().unwrap() = Some("1".into()); // the new color answers as the old release
+    let e = cx
+        .promote(&Tag::parse("2").unwrap(), "promote", false)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("failed its health check"),
+        "{e:#}"
+    );
+    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Blue));
+    assert!(!f
+        .containers
+        .lock()
+        .unwrap()
+        .contains_key("demo-portal-green"));
+    assert_eq!(
+        f.containers.lock().unwrap()["demo-djob-billing"].0.labels["webdock.tag"],
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn failed_release_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let f = Fake::default();
+    f.image("app", "1", "billing");
+    *f.release_exit.lock().unwrap() = 3;
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    let e = cx
+        .promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("exited with 3"), "{e:#}");
+    assert!(!f
+        .calls()
+        .iter()
+        .any(|c| c.contains("portal") || c.contains("djob")));
+    assert_eq!(proxy::live(&c).unwrap(), None);
+}
+
+#[tokio::test]
+async fn mislabelled_or_missing_image_is_refused_before_any_change() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let f = Fake::default();
+    f.image("app", "1", "");
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    let e = cx
+        .promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no djob \"billing\""), "{e}");
+    let e = cx
+        .promote(&Tag::parse("9").unwrap(), "promote", false)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("app:9 not found"), "{e}");
+    f.images
+        .lock()
+        .unwrap()
+        .get_mut("app:1")
+        .unwrap()
+        .labels
+        .insert("webdock.tag".into(), "7".into());
+    let e = cx
+        .promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("mislabelled"), "{e}");
+    assert!(f.calls().is_empty(), "{:?}", f.calls());
+}
+
+#[tokio::test]
+async fn rollback_flips_to_the_warm_color_without_starting_a_portal() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let f = Fake::default();
+    f.image("app", "1", "billing");
+    f.image("app", "2", "billing");
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    cx.promote(&Tag::parse("2").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    let before = f.calls().len();
+    let tag = cx.rollback().await.unwrap();
+    assert_eq!(tag.as_str(), "1");
+    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Blue));
+    let after = &f.calls()[before..];
+    assert!(!after.iter().any(|c| c.contains("portal")), "{after:?}");
+    assert_eq!(
+        f.containers.lock().unwrap()["demo-djob-billing"].0.labels["webdock.tag"],
+        "1"
+    );
+}
+
+#[tokio::test]
+async fn promote_after_a_crash_past_the_flip_only_finishes_the_workers() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let f = Fake::default();
+    f.image("app", "1", "billing");
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    // crash after the flip: the djob is gone
+    f.containers.lock().unwrap().remove("demo-djob-billing");
+    let before = f.calls().len();
+    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    let after = &f.calls()[before..];
+    assert!(
+        !after
+            .iter()
+            .any(|c| c.contains("portal") || c.contains("release")),
+        "{after:?}"
+    );
+    assert!(after.contains(&"create demo-djob-billing".to_string()));
+}

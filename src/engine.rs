@@ -1,0 +1,489 @@
+//! The only module that talks to Docker.
+//!
+//! Everything webdock asks of the engine goes through [`Engine`], a narrow
+//! trait that the orchestration code is generic over: the real
+//! implementation, [`Docker`], speaks the Engine API through bollard (version
+//! negotiated, since Debian's engine is API 1.41), and unit tests of the
+//! orchestration order use a recording fake. Calls that can outlast bollard's
+//! response-header timeout (stopping a container with a long grace) carry
+//! their own deadline.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bollard::query_parameters as q;
+use futures_util::{Stream, StreamExt};
+
+pub use bollard::errors::Error as BollardError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot reach the Docker engine: {0}\nhint: is dockerd running, and may this user open /var/run/docker.sock?")]
+    Connect(BollardError),
+    #[error("docker {op} {target}: {source}")]
+    Api {
+        op: &'static str,
+        target: String,
+        source: BollardError,
+    },
+    #[error("docker {op} {target}: no answer within {secs} s")]
+    Timeout {
+        op: &'static str,
+        target: String,
+        secs: u64,
+    },
+    #[error("image build failed: {0}")]
+    Build(String),
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+fn api<'a>(op: &'static str, target: &'a str) -> impl FnOnce(BollardError) -> EngineError + 'a {
+    move |source| EngineError::Api {
+        op,
+        target: target.to_owned(),
+        source,
+    }
+}
+
+/// What webdock needs to know of an image.
+#[derive(Debug, Clone)]
+pub struct ImageInfo {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+    pub repo_tags: Vec<String>,
+    pub created: i64,
+}
+
+/// What webdock needs to know of a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+    /// created | running | exited | restarting | dead | ...
+    pub state: String,
+    pub started_at: Option<String>,
+    pub restart_count: i64,
+}
+
+impl ContainerInfo {
+    pub fn label(&self, k: &str) -> Option<&str> {
+        self.labels.get(k).map(String::as_str)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub binds: Vec<String>,
+    pub cmd: Option<Vec<String>>,
+    pub stop_timeout: Duration,
+    /// Restart the container when the engine restarts (long-running roles).
+    pub restart_unless_stopped: bool,
+}
+
+/// A line of progress from a build or an import.
+#[derive(Debug, Clone)]
+pub enum BuildEvent {
+    Step(String),
+    Output(String),
+    CacheHit,
+}
+
+#[allow(async_fn_in_trait)]
+pub trait Engine {
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>>;
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageInfo>>;
+    async fn remove_image(&self, reference: &str) -> Result<()>;
+    async fn list_containers(&self, project: &str) -> Result<Vec<ContainerInfo>>;
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>>;
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String>;
+    async fn start_container(&self, name: &str) -> Result<()>;
+    /// SIGTERM, up to `grace`, then SIGKILL. Missing or stopped is fine.
+    async fn stop_container(&self, name: &str, grace: Duration) -> Result<()>;
+    /// Force-remove; a missing container is fine.
+    async fn remove_container(&self, name: &str) -> Result<()>;
+    /// Wait for exit, returning the exit code.
+    async fn wait_container(&self, name: &str, deadline: Duration) -> Result<i64>;
+    async fn logs_tail(&self, name: &str, lines: usize) -> Result<String>;
+}
+
+pub struct Docker {
+    inner: bollard::Docker,
+}
+
+const CLIENT_TIMEOUT: u64 = 900;
+
+impl Docker {
+    /// Connects (DOCKER_HOST or the local socket) and negotiates the API
+    /// version, so newer bollard works against an older engine.
+    pub async fn connect() -> Result<Docker> {
+        let d = bollard::Docker::connect_with_local_defaults().map_err(EngineError::Connect)?;
+        let d = d.with_timeout(Duration::from_secs(CLIENT_TIMEOUT));
+        let d = d.negotiate_version().await.map_err(EngineError::Connect)?;
+        Ok(Docker { inner: d })
+    }
+
+    pub fn api_version(&self) -> String {
+        let v = self.inner.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
+    }
+
+    pub async fn server_version(&self) -> Result<String> {
+        let v = self
+            .inner
+            .version()
+            .await
+            .map_err(api("version", "engine"))?;
+        Ok(format!(
+            "{} (API {})",
+            v.version.unwrap_or_default(),
+            v.api_version.unwrap_or_default()
+        ))
+    }
+
+    /// Builds from a tar stream with the classic builder; returns the image id.
+    pub async fn build_image<S>(
+        &self,
+        context: S,
+        tag: &str,
+        build_args: HashMap<String, String>,
+        no_cache: bool,
+        mut on_event: impl FnMut(BuildEvent),
+    ) -> Result<String>
+    where
+        S: Stream<Item = std::result::Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    {
+        let opts = q::BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(tag.into()),
+            rm: true,
+            forcerm: true,
+            nocache: no_cache,
+            buildargs: Some(build_args),
+            version: q::BuilderVersion::BuilderV1,
+            ..Default::default()
+        };
+        let mut stream =
+            self.inner
+                .build_image(opts, None, Some(bollard::body_try_stream(context)));
+        let mut id = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| match e {
+                BollardError::DockerStreamError { error } => EngineError::Build(error),
+                e => EngineError::Api {
+                    op: "build",
+                    target: tag.into(),
+                    source: e,
+                },
+            })?;
+            if let Some(aux) = info.aux.and_then(|a| a.id) {
+                id = Some(aux);
+            }
+            if let Some(s) = info.stream {
+                for line in s.lines().map(str::trim_end).filter(|l| !l.is_empty()) {
+                    if line.starts_with("Step ") {
+                        on_event(BuildEvent::Step(line.to_owned()));
+                    } else if line.contains("Using cache") {
+                        on_event(BuildEvent::CacheHit);
+                    } else {
+                        on_event(BuildEvent::Output(line.to_owned()));
+                    }
+                }
+            }
+        }
+        match id {
+            Some(id) => Ok(id),
+            None => {
+                // Old engines only print "Successfully built <id>"; ask instead.
+                let img = self.inspect_image(tag).await?;
+                img.map(|i| i.id)
+                    .ok_or_else(|| EngineError::Build(format!("{tag} missing after build")))
+            }
+        }
+    }
+
+    /// `docker import`: a root filesystem tarball becomes an image.
+    pub async fn import_rootfs<S>(
+        &self,
+        rootfs: S,
+        repo: &str,
+        tag: &str,
+        changes: Vec<String>,
+    ) -> Result<()>
+    where
+        S: Stream<Item = std::result::Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    {
+        let opts = q::CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            changes,
+            ..Default::default()
+        };
+        let target = format!("{repo}:{tag}");
+        let mut s =
+            self.inner
+                .create_image(Some(opts), Some(bollard::body_try_stream(rootfs)), None);
+        while let Some(item) = s.next().await {
+            item.map_err(api("import", &target))?;
+        }
+        Ok(())
+    }
+
+    /// Follow a container's output (for `webdock logs -f`).
+    pub fn follow_logs(
+        &self,
+        name: &str,
+        follow: bool,
+        tail: &str,
+    ) -> impl Stream<Item = std::result::Result<bollard::container::LogOutput, BollardError>> + '_
+    {
+        let opts = q::LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.into(),
+            ..Default::default()
+        };
+        self.inner.logs(name, Some(opts))
+    }
+}
+
+fn not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
+    let state = c.state.unwrap_or_default();
+    let cfg = c.config.unwrap_or_default();
+    ContainerInfo {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        image: cfg.image.unwrap_or_default(),
+        labels: cfg.labels.unwrap_or_default(),
+        running: state.running.unwrap_or(false),
+        state: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        started_at: state.started_at,
+        restart_count: c.restart_count.unwrap_or(0),
+    }
+}
+
+impl Engine for Docker {
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
+        match self.inner.inspect_image(reference).await {
+            Ok(i) => Ok(Some(ImageInfo {
+                id: i.id.unwrap_or_default(),
+                labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+                repo_tags: i.repo_tags.unwrap_or_default(),
+                created: 0,
+            })),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(api("inspect image", reference)(e)),
+        }
+    }
+
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageInfo>> {
+        let filters = HashMap::from([("reference".to_string(), vec![repository.to_string()])]);
+        let opts = q::ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .inner
+            .list_images(Some(opts))
+            .await
+            .map_err(api("list images", repository))?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageInfo {
+                id: i.id,
+                labels: i.labels,
+                repo_tags: i.repo_tags,
+                created: i.created,
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        match self
+            .inner
+            .remove_image(reference, None::<q::RemoveImageOptions>, None)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(api("remove image", reference)(e)),
+        }
+    }
+
+    async fn list_containers(&self, project: &str) -> Result<Vec<ContainerInfo>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("webdock.project={project}")],
+        )]);
+        let opts = q::ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let list = self
+            .inner
+            .list_containers(Some(opts))
+            .await
+            .map_err(api("list containers", project))?;
+        let mut out = Vec::new();
+        for c in list {
+            let Some(id) = c.id else { continue };
+            // Inspect for start time and restart count; a container removed
+            // in between is simply gone.
+            if let Some(info) = self.inspect_container(&id).await? {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {
+        match self
+            .inner
+            .inspect_container(name, None::<q::InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => Ok(Some(to_info(c))),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(api("inspect container", name)(e)),
+        }
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        let host = bollard::models::HostConfig {
+            binds: Some(spec.binds.clone()),
+            init: Some(false),
+            restart_policy: spec
+                .restart_unless_stopped
+                .then(|| bollard::models::RestartPolicy {
+                    name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+            ..Default::default()
+        };
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.clone()),
+            labels: Some(spec.labels.clone()),
+            cmd: spec.cmd.clone(),
+            stop_timeout: Some(spec.stop_timeout.as_secs() as i64),
+            host_config: Some(host),
+            ..Default::default()
+        };
+        let opts = q::CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let r = self
+            .inner
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api("create", &spec.name))?;
+        Ok(r.id)
+    }
+
+    async fn start_container(&self, name: &str) -> Result<()> {
+        self.inner
+            .start_container(name, None::<q::StartContainerOptions>)
+            .await
+            .map_err(api("start", name))
+    }
+
+    async fn stop_container(&self, name: &str, grace: Duration) -> Result<()> {
+        let opts = q::StopContainerOptions {
+            t: Some(grace.as_secs().max(1) as i32),
+            signal: None,
+        };
+        let limit = grace + Duration::from_secs(30);
+        match tokio::time::timeout(limit, self.inner.stop_container(name, Some(opts))).await {
+            Err(_) => Err(EngineError::Timeout {
+                op: "stop",
+                target: name.into(),
+                secs: limit.as_secs(),
+            }),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if not_found(&e) => Ok(()),
+            Ok(Err(BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            })) => Ok(()),
+            Ok(Err(e)) => Err(api("stop", name)(e)),
+        }
+    }
+
+    async fn remove_container(&self, name: &str) -> Result<()> {
+        let opts = q::RemoveContainerOptions {
+            force: true,
+            v: false,
+            link: false,
+        };
+        match self.inner.remove_container(name, Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            // "removal already in progress" is as good as done once it ends
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) if message.contains("already in progress") => Ok(()),
+            Err(e) => Err(api("remove", name)(e)),
+        }
+    }
+
+    async fn wait_container(&self, name: &str, deadline: Duration) -> Result<i64> {
+        let mut s = self
+            .inner
+            .wait_container(name, None::<q::WaitContainerOptions>);
+        let fut = async {
+            match s.next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                // bollard reports a non-zero exit as an error carrying the code
+                Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(e)) => Err(api("wait", name)(e)),
+                None => Ok(0),
+            }
+        };
+        tokio::time::timeout(deadline, fut)
+            .await
+            .map_err(|_| EngineError::Timeout {
+                op: "wait",
+                target: name.into(),
+                secs: deadline.as_secs(),
+            })?
+    }
+
+    async fn logs_tail(&self, name: &str, lines: usize) -> Result<String> {
+        let mut s = self.follow_logs(name, false, &lines.to_string());
+        let mut out = String::new();
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(l) => out.push_str(&l.to_string()),
+                Err(e) if not_found(&e) => break,
+                Err(e) => return Err(api("logs", name)(e)),
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,127 @@
+//! `history.jsonl`: one JSON object per promote, rollback or restart.
+//!
+//! Append-only: each entry is one `write(2)` with O_APPEND followed by an
+//! fsync, so a crash can at worst leave a torn *last* line, never damage an
+//! earlier one. Readers skip (and report) a line that does not parse.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub action: String,
+    pub who: String,
+    pub when: String,
+    pub tag: String,
+    pub from_tag: Option<String>,
+    pub from_color: Option<String>,
+    pub to_color: Option<String>,
+    /// Step name and its duration in seconds, in order.
+    pub steps: Vec<(String, f64)>,
+    pub seconds: f64,
+    /// "ok" or "failed: <reason>"
+    pub outcome: String,
+}
+
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("history.jsonl")
+}
+
+/// Who ran the command: `$SUDO_USER`, else `$USER`, else the uid.
+pub fn who() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }))
+}
+
+pub fn append(file: &Path, e: &Entry) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(e).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(file)?;
+    // After a torn write the file does not end in a newline: start a fresh
+    // line so the torn fragment cannot swallow this entry.
+    let len = f.metadata()?.len();
+    if len > 0 {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut last = [0u8; 1];
+        f.seek(SeekFrom::Start(len - 1))?;
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            line.insert(0, b'\n');
+        }
+    }
+    f.write_all(&line)?;
+    f.sync_data()
+}
+
+/// All readable entries, oldest first, and the number of lines skipped.
+pub fn read(file: &Path) -> std::io::Result<(Vec<Entry>, usize)> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((vec![], 0)),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    let mut bad = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(e) => out.push(e),
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((out, bad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(tag: &str) -> Entry {
+        Entry {
+            action: "promote".into(),
+            who: "ci".into(),
+            when: "2026-11-22T00:00:00Z".into(),
+            tag: tag.into(),
+            from_tag: None,
+            from_color: None,
+            to_color: Some("blue".into()),
+            steps: vec![("flip".into(), 0.001)],
+            seconds: 1.5,
+            outcome: "ok".into(),
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_never_costs_earlier_entries() {
+        let d = tempfile::tempdir().unwrap();
+        let p = path(d.path());
+        append(&p, &entry("1")).unwrap();
+        append(&p, &entry("2")).unwrap();
+        // a crash in the middle of a write
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(b"{\"action\":\"prom")
+            .unwrap();
+        let (es, bad) = read(&p).unwrap();
+        assert_eq!(
+            es.iter().map(|e| e.tag.as_str()).collect::<Vec<_>>(),
+            ["1", "2"]
+        );
+        assert_eq!(bad, 1);
+        append(&p, &entry("3")).unwrap();
+        let (es, bad) = read(&p).unwrap();
+        assert_eq!(
+            es.iter().map(|e| e.tag.as_str()).collect::<Vec<_>>(),
+            ["1", "2", "3"]
+        );
+        assert_eq!(bad, 1);
+    }
+}

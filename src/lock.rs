@@ -1,0 +1,175 @@
+//! Locks that the kernel frees when their holder dies.
+//!
+//! A deploy lock is an `flock(2)` on a file in the state directory: a killed
+//! webdock (SIGKILL, OOM, power loss) can never leave a stale lock behind,
+//! unlike a lock *file* whose existence is the lock (Kamal's lock survives
+//! Ctrl-C). After taking the lock the holder writes who it is into the file,
+//! so a refused command can name the holder's pid, command, tag and start.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{what} is locked by pid {} ({} {}) since {}\nhint: wait for it to finish; the lock is freed the moment that process exits", holder.pid, holder.command, holder.tag.as_deref().unwrap_or("-"), holder.started)]
+    Held { what: String, holder: Holder },
+    #[error("{what} is locked by another process (it has not written its name yet)")]
+    HeldUnknown { what: String },
+    #[error("cannot open lock file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub command: String,
+    pub tag: Option<String>,
+    pub started: String,
+}
+
+impl Holder {
+    pub fn me(command: &str, tag: Option<&str>) -> Holder {
+        Holder {
+            pid: std::process::id(),
+            command: command.into(),
+            tag: tag.map(str::to_owned),
+            started: crate::clock::now_rfc3339(),
+        }
+    }
+}
+
+/// A held lock; dropping it (or dying) releases it.
+#[derive(Debug)]
+pub struct Lock {
+    file: File,
+    pub path: PathBuf,
+}
+
+fn open(path: &Path) -> Result<File, LockError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| LockError::Io {
+            path: path.into(),
+            source,
+        })
+}
+
+fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock on a valid, owned descriptor.
+    let r = unsafe { libc::flock(file.as_raw_fd(), op) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+impl Lock {
+    /// Takes the lock or fails at once naming the holder.
+    pub fn try_acquire(path: &Path, what: &str, me: &Holder) -> Result<Lock, LockError> {
+        let mut file = open(path)?;
+        if let Err(e) = flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(LockError::Io {
+                    path: path.into(),
+                    source: e,
+                });
+            }
+            return Err(match read_holder(&mut file) {
+                Some(holder) => LockError::Held {
+                    what: what.into(),
+                    holder,
+                },
+                None => LockError::HeldUnknown { what: what.into() },
+            });
+        }
+        let lock = Lock {
+            file,
+            path: path.into(),
+        };
+        lock.write_holder(me).map_err(|source| LockError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Ok(lock)
+    }
+
+    /// Waits for the lock (used for machine-wide caches, not deploys).
+    pub fn acquire_blocking(path: &Path) -> Result<Lock, LockError> {
+        let file = open(path)?;
+        flock(&file, libc::LOCK_EX).map_err(|source| LockError::Io {
+            path: path.into(),
+            source,
+        })?;
+        Ok(Lock {
+            file,
+            path: path.into(),
+        })
+    }
+
+    fn write_holder(&self, me: &Holder) -> std::io::Result<()> {
+        let mut f = &self.file;
+        f.set_len(0)?;
+        f.seek(SeekFrom::Start(0))?;
+        f.write_all(serde_json::to_string(me).unwrap_or_default().as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_data()
+    }
+}
+
+fn read_holder(file: &mut File) -> Option<Holder> {
+    // The holder writes right after locking; give it a moment.
+    for _ in 0..20 {
+        let mut s = String::new();
+        if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_string(&mut s).is_ok() {
+            if let Ok(h) = serde_json::from_str(s.trim()) {
+                return Some(h);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
+}
+
+/// Who holds the lock at `path`, if anyone (for `status`).
+pub fn holder(path: &Path) -> Option<Holder> {
+    let mut file = File::open(path).ok()?;
+    if flock(&file, libc::LOCK_SH | libc::LOCK_NB).is_ok() {
+        return None; // nobody holds it exclusively
+    }
+    read_holder(&mut file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_taker_is_refused_with_the_holder_named_and_drop_frees() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("deploy.lock");
+        let me = Holder::me("promote", Some("1.0.0"));
+        let l = Lock::try_acquire(&p, "project demo", &me).unwrap();
+        let e = Lock::try_acquire(&p, "project demo", &Holder::me("rollback", None)).unwrap_err();
+        match &e {
+            LockError::Held { holder, .. } => assert_eq!(holder, &me),
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().contains("promote 1.0.0"), "{e}");
+        assert_eq!(holder(&p), Some(me));
+        drop(l);
+        assert_eq!(holder(&p), None);
+        Lock::try_acquire(&p, "project demo", &Holder::me("rollback", None)).unwrap();
+    }
+}
