@@ -7,9 +7,10 @@
 #   .webdock/crontab            the app's crontab
 #   app/                        the application
 #
-# Layers go from the least to the most often changed: a one-line app change
-# rebuilds only the app COPY + collectstatic; a requirements change rebuilds
-# from the wheels. The tag, revision and date come last, as ENV/LABEL only, so
+# Layers go from the least to the most often changed (and the most to the least
+# expensive): a one-line app change rebuilds only the app COPY + collectstatic;
+# a requirements change rebuilds from the wheels; a djob/crontab/rootfs change
+# keeps the venv. The tag, revision and date come last, as ENV/LABEL only, so
 # a new tag of unchanged code re-uses every RUN layer.
 
 ARG BASE_IMAGE=webdock-base:dev
@@ -18,6 +19,9 @@ FROM ${BASE_IMAGE}
 ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1
+
+ENTRYPOINT ["/init"]
+WORKDIR /app
 
 # User app (10001:10001) runs every app process; /app (its home) stays
 # root-owned and read-only to it. No system cron jobs, no default nginx site.
@@ -29,19 +33,19 @@ RUN groupadd --gid 10001 app \
  && rm -f /etc/cron.d/* /etc/cron.hourly/* /etc/cron.daily/* /etc/cron.weekly/* \
         /etc/cron.monthly/* /etc/nginx/sites-enabled/*
 
-COPY .webdock/rootfs/ /
-
 COPY .webdock/requirements.txt .webdock/wheels/ /opt/webdock/wheels/
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
         --find-links /opt/webdock/wheels -r /opt/webdock/wheels/requirements.txt \
  && rm -rf /opt/webdock/wheels
 
+# webdock's own files: after the venv, so upgrading webdock never reinstalls it.
+COPY .webdock/rootfs/ /
+
 COPY .webdock/djobs/ /etc/webdock/djobs/
 COPY .webdock/crontab /etc/webdock/crontab
 
 COPY app/ /app/
-WORKDIR /app
 # WEBDOCK_BUILD=1 lets settings load without runtime secrets. Text assets get
 # a .gz twin for nginx's gzip_static (-n: no name/time, reproducible).
 RUN WEBDOCK_BUILD=1 python manage.py collectstatic --noinput -v 0 \
@@ -52,8 +56,6 @@ RUN WEBDOCK_BUILD=1 python manage.py collectstatic --noinput -v 0 \
             -o -name '*.eot' -o -name '*.otf' \) -exec gzip -k -9 -n {} + ; \
     fi \
  && python -m compileall -q /app
-
-ENTRYPOINT ["/init"]
 
 ARG WEBDOCK_TAG=dev
 ARG WEBDOCK_REVISION=unknown
