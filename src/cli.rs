@@ -44,6 +44,7 @@ pub enum Command {
     )]
     Build {
         /// Release tag (Docker tag grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}).
+        #[arg(allow_hyphen_values = true)]
         tag: String,
         /// Build every layer again instead of reusing the cache.
         #[arg(long)]
@@ -55,7 +56,11 @@ pub enum Command {
     #[command(
         after_help = "Steps: lock, image check, release command, start idle portal, health checks over\nthe unix socket, atomic flip, check through the host nginx (flip back on failure),\ncron and djobs replaced stop-first, history, prune.\n\nExample: webdock promote 3.46.0"
     )]
-    Promote { tag: String },
+    Promote {
+        /// The tag of an image made by `webdock build`.
+        #[arg(allow_hyphen_values = true)]
+        tag: String,
+    },
     /// Flip back to the previous color (kept warm), or promote the previous tag if it is gone.
     Rollback,
     /// Live color and tag, both portal colors, cron, every djob, the lock holder, recent deploys.

@@ -478,13 +478,15 @@ impl<'a, E: Engine> Ctx<'a, E> {
         })
     }
 
-    /// `promote TAG` (also `restart portal` with `force_portal`, and the
-    /// fallback of `rollback`). The caller holds the deploy lock.
+    /// `promote TAG`, and the fallback of `rollback`. With `portal_only`
+    /// (`restart portal`) the portal is started afresh in the idle color even
+    /// on the live tag, and cron and djobs are left alone. The caller holds
+    /// the deploy lock.
     pub async fn promote(
         &mut self,
         tag: &Tag,
         action: &str,
-        force_portal: bool,
+        portal_only: bool,
     ) -> anyhow::Result<()> {
         let started = Instant::now();
         let t = self.begin("check");
@@ -503,7 +505,7 @@ impl<'a, E: Engine> Ctx<'a, E> {
         let res: anyhow::Result<Color> = async {
             // Re-running a promote that crashed after its flip converges:
             // the portal is already there, only the workers remain.
-            if live_tag.as_deref() == Some(tag.as_str()) && !force_portal {
+            if live_tag.as_deref() == Some(tag.as_str()) && !portal_only {
                 let color = live.expect("a live tag implies a live color");
                 self.out
                     .progress(&format!("portal {color} already serves {tag}"));

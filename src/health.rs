@@ -33,8 +33,6 @@ pub enum HealthError {
         attempts: u32,
         last: String,
     },
-    #[error("{0}")]
-    Url(String),
 }
 
 /// One answer.
@@ -168,7 +166,6 @@ pub async fn probe_url(url: &str, timeout: Duration) -> Result<Answer, String> {
 #[derive(Debug, Clone)]
 pub struct Healthy {
     pub probes: u32,
-    pub elapsed: Duration,
 }
 
 /// Probes until `consecutive` answers in a row name `tag`, or the deadline.
@@ -182,10 +179,7 @@ pub async fn wait_healthy(socket: &Path, h: &Health, tag: &str) -> Result<Health
             Ok(a) if a.names(tag) => {
                 ok += 1;
                 if ok >= h.consecutive {
-                    return Ok(Healthy {
-                        probes,
-                        elapsed: start.elapsed(),
-                    });
+                    return Ok(Healthy { probes });
                 }
                 last = a.describe();
             }

@@ -49,7 +49,6 @@ impl Holder {
 #[derive(Debug)]
 pub struct Lock {
     file: File,
-    pub path: PathBuf,
 }
 
 fn open(path: &Path) -> Result<File, LockError> {
@@ -94,10 +93,7 @@ impl Lock {
                 None => LockError::HeldUnknown { what: what.into() },
             });
         }
-        let lock = Lock {
-            file,
-            path: path.into(),
-        };
+        let lock = Lock { file };
         lock.write_holder(me).map_err(|source| LockError::Io {
             path: path.into(),
             source,
@@ -112,10 +108,7 @@ impl Lock {
             path: path.into(),
             source,
         })?;
-        Ok(Lock {
-            file,
-            path: path.into(),
-        })
+        Ok(Lock { file })
     }
 
     fn write_holder(&self, me: &Holder) -> std::io::Result<()> {

@@ -28,7 +28,9 @@ pub async fn run(cfg: &Config, tag: &Tag, no_cache: bool, out: Out) -> anyhow::R
         cfg.app_dir.display(),
         entries.len()
     ));
-    let (mut steps, mut cached) = (0u32, 0u32);
+    // Steps that can come from the cache: everything after FROM (an ARG
+    // before FROM and FROM itself never print "Using cache").
+    let (mut steps, mut cached, mut after_from) = (0u32, 0u32, false);
     let id = engine
         .build_image(
             build::context_stream(entries),
@@ -37,7 +39,16 @@ pub async fn run(cfg: &Config, tag: &Tag, no_cache: bool, out: Out) -> anyhow::R
             no_cache,
             |ev| match ev {
                 BuildEvent::Step(s) => {
-                    steps += 1;
+                    let instr = s
+                        .split(" : ")
+                        .nth(1)
+                        .and_then(|i| i.split_whitespace().next())
+                        .unwrap_or("");
+                    if instr.eq_ignore_ascii_case("FROM") {
+                        after_from = true;
+                    } else if after_from {
+                        steps += 1;
+                    }
                     out.progress(&s);
                     out.event("build", json!({ "step": s }));
                 }

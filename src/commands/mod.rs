@@ -1,7 +1,12 @@
-//! One file per verb. Each loads what it needs, does its work and returns
-//! the exit code; errors bubble up to `main` which prints them.
+//! One file per verb (or per small family of verbs). Each loads what it
+//! needs, does its work and returns the exit code; errors bubble up to
+//! `main`, which prints them and picks the exit code.
 
 mod build;
+mod host;
+mod promote;
+mod restart;
+mod status;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,15 +18,35 @@ use crate::config::Config;
 use crate::names::Tag;
 use crate::out::Out;
 use crate::Usage;
+use restart::Verb;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Out::new(cli.json);
-    match cli.command {
+    let cfg = || load(&cli.config);
+    match &cli.command {
         Command::Build { tag, no_cache } => {
-            build::run(&load(&cli.config)?, &parse_tag(&tag)?, no_cache, out).await
+            let tag = parse_tag(tag)?;
+            build::run(&cfg()?, &tag, *no_cache, out).await
         }
         Command::Base => build::base(out).await,
-        other => Err(Usage(format!("{other:?} is not implemented yet")).into()),
+        Command::Promote { tag } => {
+            let tag = parse_tag(tag)?;
+            promote::promote(&cfg()?, &tag, out).await
+        }
+        Command::Rollback => promote::rollback(&cfg()?, out).await,
+        Command::Status => status::status(&cfg()?, out).await,
+        Command::History { limit } => status::history(&cfg()?, *limit, out),
+        Command::Restart { target } => restart::run(&cfg()?, Verb::Restart, target, out).await,
+        Command::Stop { target } => restart::run(&cfg()?, Verb::Stop, target, out).await,
+        Command::Start { target } => restart::run(&cfg()?, Verb::Start, target, out).await,
+        Command::Logs {
+            role,
+            name,
+            follow,
+            tail,
+        } => host::logs(&cfg()?, role, name.as_deref(), *follow, tail).await,
+        Command::NginxSnippet => host::nginx_snippet(&cfg()?),
+        Command::Doctor => host::doctor(&cfg()?, out).await,
     }
 }
 

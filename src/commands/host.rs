@@ -1,0 +1,214 @@
+//! `webdock logs`, `webdock nginx-snippet` and `webdock doctor`: the verbs
+//! that look at the host rather than change it.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use futures_util::StreamExt;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::out::Out;
+use crate::proxy;
+use crate::roles::{Color, Role};
+use crate::Usage;
+
+pub async fn logs(
+    cfg: &Config,
+    role: &str,
+    name: Option<&str>,
+    follow: bool,
+    tail: &str,
+) -> anyhow::Result<ExitCode> {
+    let role = match (role, name) {
+        ("portal", None) => Role::Portal(proxy::live(cfg)?.ok_or_else(|| {
+            Usage("no release is live yet; name a color: webdock logs portal blue".into())
+        })?),
+        ("portal", Some(c)) => Role::Portal(
+            Color::parse(c).ok_or_else(|| Usage(format!("unknown color {c:?}: blue or green")))?,
+        ),
+        ("cron", None) => Role::Cron,
+        ("djob", Some(n)) if cfg.djob(n).is_some() => Role::Djob(n.into()),
+        ("djob", Some(n)) => bail!(Usage(format!(
+            "unknown djob {n:?}\nhint: see [djobs] in {}",
+            cfg.path.display()
+        ))),
+        ("djob", None) => bail!(Usage("which djob? webdock logs djob NAME".into())),
+        (r, _) => bail!(Usage(format!(
+            "unknown role {r:?}: portal [COLOR], cron or djob NAME"
+        ))),
+    };
+    let engine = super::engine().await?;
+    let name = role.container_name(&cfg.project);
+    if engine.inspect_container(&name).await?.is_none() {
+        bail!("{} has no container {name}", role.describe());
+    }
+    let mut s = engine.follow_logs(&name, follow, tail);
+    let mut stdout = std::io::stdout();
+    while let Some(item) = s.next().await {
+        let chunk = item?;
+        stdout.write_all(chunk.as_ref())?;
+        stdout.flush()?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn nginx_snippet(cfg: &Config) -> anyhow::Result<ExitCode> {
+    print!("{}", proxy::nginx_snippet(cfg));
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Report {
+    problems: usize,
+    json: bool,
+    items: Vec<serde_json::Value>,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str) {
+        if self.json {
+            self.items
+                .push(serde_json::json!({ "check": what, "ok": true }));
+        } else {
+            println!("ok       {what}");
+        }
+    }
+    fn problem(&mut self, what: &str, fix: &str) {
+        self.problems += 1;
+        if self.json {
+            self.items
+                .push(serde_json::json!({ "check": what, "ok": false, "fix": fix }));
+        } else {
+            println!("PROBLEM  {what}\n         fix: {fix}");
+        }
+    }
+}
+
+pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
+    let mut r = Report {
+        problems: 0,
+        json: out.json,
+        items: vec![],
+    };
+    match crate::engine::Docker::connect().await {
+        Ok(d) => {
+            let v = d.server_version().await.unwrap_or_else(|e| e.to_string());
+            r.ok(&format!(
+                "Docker engine {v}, talking API {}",
+                d.api_version()
+            ));
+            let base = crate::build::base_image_ref();
+            match d.inspect_image(&base).await {
+                Ok(Some(_)) => r.ok(&format!("base image {base} present")),
+                _ => r.problem(
+                    &format!("base image {base} missing"),
+                    "webdock base (runs mmdebstrap once, ~1 min)",
+                ),
+            }
+        }
+        Err(e) => r.problem(
+            &format!("{e}").replace('\n', " "),
+            "start dockerd (systemctl start docker) or set DOCKER_HOST",
+        ),
+    }
+    for (what, dir) in [
+        ("socket directory", cfg.socket_dir()),
+        ("state directory", cfg.state_dir()),
+    ] {
+        match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {
+                let mode = m.permissions().mode() & 0o777;
+                if what == "socket directory" && mode & 0o005 != 0o005 {
+                    r.problem(
+                        &format!(
+                            "{what} {} has mode {mode:o}: the host nginx cannot reach the sockets",
+                            dir.display()
+                        ),
+                        &format!("chmod 755 {}", dir.display()),
+                    );
+                } else {
+                    r.ok(&format!("{what} {} (mode {mode:o})", dir.display()));
+                }
+            }
+            _ => r.problem(
+                &format!("{what} {} does not exist", dir.display()),
+                "webdock promote creates it; or mkdir -p it as the deploying user",
+            ),
+        }
+    }
+    match proxy::live(cfg) {
+        Ok(Some(c)) => {
+            let sock = proxy::socket_path(cfg, c);
+            match crate::health::probe_unix(
+                &sock,
+                &cfg.health.host,
+                &cfg.health.path,
+                std::time::Duration::from_secs(2),
+            )
+            .await
+            {
+                Ok(a) if (200..300).contains(&a.status) => r.ok(&format!(
+                    "live color {c} answers {} on {}",
+                    a.describe(),
+                    sock.display()
+                )),
+                Ok(a) => r.problem(
+                    &format!("live color {c} answers {}", a.describe()),
+                    "webdock status; webdock rollback",
+                ),
+                Err(e) => r.problem(
+                    &format!("live color {c} does not answer on {}: {e}", sock.display()),
+                    "webdock status; webdock rollback or webdock restart portal",
+                ),
+            }
+        }
+        Ok(None) => r.ok("no release live yet"),
+        Err(e) => r.problem(&e.to_string().replace('\n', " "), "webdock promote TAG"),
+    }
+    let want = format!("{}/nginx.sock", proxy::live_link(cfg).display());
+    match crate::proc::run("nginx", ["-T"], None, None) {
+        Ok(conf) if conf.contains(&want) => {
+            if conf.lines().any(|l| l.trim_start().starts_with("keepalive ") && !l.trim_start().starts_with("keepalive_")) {
+                r.problem("the host nginx config has an upstream `keepalive`: cached connections to the old color would outlive a flip", "use the block from webdock nginx-snippet unchanged");
+            } else {
+                r.ok(&format!("the host nginx config proxies to {want}"));
+            }
+        }
+        Ok(_) => r.problem(&format!("the host nginx config does not mention {want}"), &format!("webdock nginx-snippet > /etc/nginx/snippets/webdock-{}.conf, include it in your server block, nginx -s reload", cfg.project)),
+        Err(e) => r.problem(&format!("cannot read the host nginx config: {e}").replace('\n', " "), "apt-get install nginx; run doctor as a user that may run nginx -T"),
+    }
+    if let Some(p) = &cfg.env_file {
+        match std::fs::metadata(p) {
+            Ok(m) if m.permissions().mode() & 0o077 == 0 => {
+                r.ok(&format!("env_file {} is private", p.display()))
+            }
+            Ok(m) => r.problem(
+                &format!(
+                    "env_file {} has mode {:o}",
+                    p.display(),
+                    m.permissions().mode() & 0o777
+                ),
+                &format!("chmod 600 {}", p.display()),
+            ),
+            Err(e) => r.problem(
+                &format!("env_file {}: {e}", p.display()),
+                "create it with KEY=value lines, mode 600",
+            ),
+        }
+    }
+    if out.json {
+        println!(
+            "{}",
+            serde_json::json!({ "problems": r.problems, "checks": r.items })
+        );
+    } else if r.problems == 0 {
+        println!("\nno problems found");
+    }
+    Ok(if r.problems == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
