@@ -107,7 +107,7 @@ fn build_config(dir: &Path, app: &Path) -> PathBuf {
     p
 }
 
-/// `webdock-e2e:TAG` of the example app, built once per machine.
+/// `webdock-e2e:TAG` of the example app, built (or confirmed from cache) once per test process.
 pub fn ensure_image(tag: &str) -> String {
     ensure_variant(tag, |_| {})
 }
@@ -116,24 +116,32 @@ pub fn ensure_image(tag: &str) -> String {
 pub fn ensure_variant(tag: &str, modify: impl FnOnce(&Path)) -> String {
     require_docker();
     let reference = format!("{IMAGE}:{tag}");
-    let _l = FileLock::take("webdock-e2e-images.lock");
-    if image_exists(&reference) {
+    // Built (or found all-cached, in about a second) once per test process:
+    // an image left by an earlier run of older code is never trusted as is.
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.contains(&reference) && image_exists(&reference) {
         return reference;
     }
+    let _l = FileLock::take("webdock-e2e-images.lock");
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("app");
     copy_dir(&repo_root().join("examples/portal"), &app);
     modify(&app);
     let cfg = build_config(tmp.path(), &app);
+    // A fixed creation time: the same code gives the same image id, so a
+    // rebuild never moves the tag under a running test of another process.
     let o = run(Command::new(bin())
         .args(["-c"])
         .arg(&cfg)
-        .args(["build", tag]));
+        .args(["build", tag])
+        .env("SOURCE_DATE_EPOCH", "1767225600"));
     assert!(
         o.status.success(),
         "building {reference} failed:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    done.push(reference.clone());
     reference
 }
 
