@@ -143,7 +143,7 @@ fn print_status(v: &Value) {
     }
     println!();
     println!(
-        "{:<8} {:<8} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
+        "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
         "ROLE", "NAME", "CONTAINER", "TAG", "STATE", "HEALTH", "UPTIME", "RESTARTS"
     );
     for p in v["portals"].as_array().into_iter().flatten() {
@@ -158,7 +158,7 @@ fn print_status(v: &Value) {
             None => "-",
         };
         println!(
-            "{:<8} {:<8} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
+            "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
             "portal",
             name,
             s(&p["container"]),
@@ -172,7 +172,7 @@ fn print_status(v: &Value) {
     if !v["cron"].is_null() {
         let c = &v["cron"];
         println!(
-            "{:<8} {:<8} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
+            "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
             "cron",
             "-",
             s(&c["container"]),
@@ -185,7 +185,7 @@ fn print_status(v: &Value) {
     }
     for d in v["djobs"].as_array().into_iter().flatten() {
         println!(
-            "{:<8} {:<8} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
+            "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
             "djob",
             s(&d["name"]),
             s(&d["container"]),
