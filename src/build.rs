@@ -186,7 +186,7 @@ pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, Bu
     }
     fs_err::create_dir_all(&root).map_err(|e| BuildError::Io {
         path: root.clone(),
-        source: e.into(),
+        source: e,
     })?;
     let _lock =
         Lock::acquire_blocking(&root.join(format!("{key}.lock"))).map_err(|e| BuildError::Io {
@@ -231,7 +231,7 @@ pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, Bu
     })?;
     fs_err::rename(&tmp, &dir).map_err(|e| BuildError::Io {
         path: dir.clone(),
-        source: e.into(),
+        source: e,
     })?;
     Ok(dir)
 }
@@ -318,7 +318,7 @@ fn app_entries(app: &Path, out: &mut Vec<Entry>) -> Result<(), BuildError> {
     if di.is_file() {
         let text = fs_err::read_to_string(&di).map_err(|e| BuildError::Io {
             path: di.clone(),
-            source: e.into(),
+            source: e,
         })?;
         for line in text
             .lines()
@@ -427,7 +427,7 @@ pub fn context_entries(cfg: &Config, wheels: &Path) -> Result<Vec<Entry>, BuildE
     let mut wheel_files: Vec<PathBuf> = fs_err::read_dir(wheels)
         .map_err(|e| BuildError::Io {
             path: wheels.into(),
-            source: e.into(),
+            source: e,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())

@@ -11,6 +11,7 @@
 //! - cron and djobs are replaced stop-first under a per-role lock: stopped,
 //!   removed, and only then created, under a fixed name the engine refuses
 //!   to duplicate (invariant 2).
+//!
 //! Every step boundary is a named kill point for the crash tests.
 
 use std::collections::HashSet;

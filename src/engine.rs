@@ -379,7 +379,7 @@ impl Engine for Docker {
             init: Some(false),
             restart_policy: spec
                 .restart_unless_stopped
-                .then(|| bollard::models::RestartPolicy {
+                .then_some(bollard::models::RestartPolicy {
                     name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),

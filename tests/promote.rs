@@ -33,44 +33,93 @@ fn promote_promote_rollback_promote_moves_traffic_and_records_history() {
     assert_eq!(live_tag(&p), "1.0.0");
     assert_eq!(p.live_link().as_deref(), Some("blue"));
     let st = p.status_json();
-    assert_eq!(st["djobs"][0]["tag"], "1.0.0", "djobs follow the rollback: {st}");
+    assert_eq!(
+        st["djobs"][0]["tag"], "1.0.0",
+        "djobs follow the rollback: {st}"
+    );
     p.ok(&["promote", "1.0.1"]);
     assert_eq!(live_tag(&p), "1.0.1");
     let h = p.history_lines();
-    let got: Vec<(String, String)> = h.iter().map(|e| (e["action"].as_str().unwrap().to_string(), e["tag"].as_str().unwrap().to_string())).collect();
+    let got: Vec<(String, String)> = h
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
     assert_eq!(
         got,
-        [("promote", "1.0.0"), ("promote", "1.0.1"), ("rollback", "1.0.0"), ("promote", "1.0.1")].map(|(a, t)| (a.to_string(), t.to_string()))
+        [
+            ("promote", "1.0.0"),
+            ("promote", "1.0.1"),
+            ("rollback", "1.0.0"),
+            ("promote", "1.0.1")
+        ]
+        .map(|(a, t)| (a.to_string(), t.to_string()))
     );
     assert!(h.iter().all(|e| e["outcome"] == "ok"));
     let st = p.status_json();
     assert_eq!(st["live"]["tag"], "1.0.1");
     assert_eq!(st["live"]["color"], "green");
     assert_eq!(st["cron"]["running"], true, "{st}");
-    assert!(st["djobs"].as_array().unwrap().iter().all(|d| d["running"] == true && d["tag"] == "1.0.1"), "{st}");
+    assert!(
+        st["djobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["running"] == true && d["tag"] == "1.0.1"),
+        "{st}"
+    );
     assert!(st["warnings"].as_array().unwrap().is_empty(), "{st}");
 }
 
 #[test]
 fn a_tag_whose_health_fails_never_gets_traffic_and_is_removed() {
     ensure_image("1.0.0");
-    ensure_variant("broken-health", |app| std::fs::write(app.join("FAIL_HEALTH"), "").unwrap());
+    ensure_variant("broken-health", |app| {
+        std::fs::write(app.join("FAIL_HEALTH"), "").unwrap()
+    });
     let mut p = Project::new("badh", "");
     p.with_nginx("");
     // a short deadline: the broken tag answers 500 for ever
-    std::fs::write(&p.config, std::fs::read_to_string(&p.config).unwrap().replace("deadline = \"90s\"", "deadline = \"15s\"")).unwrap();
+    std::fs::write(
+        &p.config,
+        std::fs::read_to_string(&p.config)
+            .unwrap()
+            .replace("deadline = \"90s\"", "deadline = \"15s\""),
+    )
+    .unwrap();
     p.ok(&["promote", "1.0.0"]);
     let o = p.webdock(&["promote", "broken-health"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("failed its health check"), "{err}");
-    assert!(err.contains("last log lines"), "the container's logs are shown: {err}");
+    assert!(
+        err.contains("last log lines"),
+        "the container's logs are shown: {err}"
+    );
     assert_eq!(live_tag(&p), "1.0.0");
     assert_eq!(p.live_link().as_deref(), Some("blue"));
-    assert!(!p.containers().contains(&p.container_name("portal-green")), "{:?}", p.containers());
+    assert!(
+        !p.containers().contains(&p.container_name("portal-green")),
+        "{:?}",
+        p.containers()
+    );
     let st = p.status_json();
-    assert!(st["djobs"].as_array().unwrap().iter().all(|d| d["tag"] == "1.0.0"), "djobs untouched: {st}");
-    assert_eq!(p.history_lines().last().unwrap()["outcome"].as_str().unwrap().starts_with("failed"), true);
+    assert!(
+        st["djobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["tag"] == "1.0.0"),
+        "djobs untouched: {st}"
+    );
+    assert!(p.history_lines().last().unwrap()["outcome"]
+        .as_str()
+        .unwrap()
+        .starts_with("failed"));
 }
 
 #[test]
@@ -87,7 +136,10 @@ fn a_failing_release_command_changes_nothing() {
     let o = p.webdock(&["promote", "1.0.1"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("exited with 3") && err.contains("migration boom"), "{err}");
+    assert!(
+        err.contains("exited with 3") && err.contains("migration boom"),
+        "{err}"
+    );
     assert_eq!(p.containers(), before);
     assert_eq!(p.live_link().as_deref(), Some("blue"));
 }
@@ -97,14 +149,34 @@ fn two_promotes_at_once_one_runs_the_other_names_the_holder() {
     ensure_image("1.0.0");
     ensure_image("1.0.1");
     let p = Project::new("lock", "");
-    let a = p.cmd().args(["promote", "1.0.0"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
-    let b = p.cmd().args(["promote", "1.0.1"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let a = p
+        .cmd()
+        .args(["promote", "1.0.0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let b = p
+        .cmd()
+        .args(["promote", "1.0.1"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     let codes = [a.status.code(), b.status.code()];
-    assert!(codes.contains(&Some(0)) && codes.contains(&Some(1)), "{codes:?}\n{}\n{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(1)),
+        "{codes:?}\n{}\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
     let loser = if a.status.code() == Some(1) { &a } else { &b };
     let err = String::from_utf8_lossy(&loser.stderr);
-    assert!(err.contains("is locked by pid") && err.contains("promote"), "{err}");
+    assert!(
+        err.contains("is locked by pid") && err.contains("promote"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -115,10 +187,21 @@ fn a_wrong_answer_through_the_host_nginx_flips_back() {
     p.with_nginx("");
     p.ok(&["promote", "1.0.0"]);
     // public_url now points at a server that always claims another release
-    let liar = Nginx::start(&p.path().join("liar"), "    location / { add_header X-Release bogus always; return 200 \"ok bogus\"; }", "");
+    let liar = Nginx::start(
+        &p.path().join("liar"),
+        "    location / { add_header X-Release bogus always; return 200 \"ok bogus\"; }",
+        "",
+    );
     let cfg = std::fs::read_to_string(&p.config).unwrap();
     let port = p.nginx.as_ref().unwrap().port;
-    std::fs::write(&p.config, cfg.replace(&format!("127.0.0.1:{port}/health/"), &format!("127.0.0.1:{}/health/", liar.port))).unwrap();
+    std::fs::write(
+        &p.config,
+        cfg.replace(
+            &format!("127.0.0.1:{port}/health/"),
+            &format!("127.0.0.1:{}/health/", liar.port),
+        ),
+    )
+    .unwrap();
     let o = p.webdock(&["promote", "1.0.1"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -134,7 +217,10 @@ fn unknown_tag_mislabelled_image_and_bad_config_change_nothing() {
     let o = p.webdock(&["promote", "9.9.9"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("webdock-e2e:9.9.9 not found") && err.contains("webdock build 9.9.9"), "{err}");
+    assert!(
+        err.contains("webdock-e2e:9.9.9 not found") && err.contains("webdock build 9.9.9"),
+        "{err}"
+    );
     let mis = format!("mislabel-{}", free_port());
     docker_ok(&["tag", &img, &format!("{IMAGE}:{mis}")]);
     let o = p.webdock(&["promote", &mis]);
@@ -142,7 +228,11 @@ fn unknown_tag_mislabelled_image_and_bad_config_change_nothing() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("labelled webdock.tag=1.0.0"), "{err}");
-    std::fs::write(&p.config, "project = \"x\"\n[portal]\nprocesses = \"many\"\n").unwrap();
+    std::fs::write(
+        &p.config,
+        "project = \"x\"\n[portal]\nprocesses = \"many\"\n",
+    )
+    .unwrap();
     let o = p.webdock(&["promote", "1.0.0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains(":3:"));

@@ -33,7 +33,10 @@ fn client(port: u16, id: usize, stop: Arc<AtomicBool>, c: Arc<Counts>) {
                 }
                 Err(e) => {
                     c.failed.fetch_add(1, Ordering::Relaxed);
-                    c.errors.lock().unwrap().push(format!("client {id}: connect: {e}"));
+                    c.errors
+                        .lock()
+                        .unwrap()
+                        .push(format!("client {id}: connect: {e}"));
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
                 }
@@ -41,7 +44,7 @@ fn client(port: u16, id: usize, stop: Arc<AtomicBool>, c: Arc<Counts>) {
         }
         let (s, r) = conn.as_mut().unwrap();
         n += 1;
-        let req = if n % 2 == 0 {
+        let req = if n.is_multiple_of(2) {
             let body = format!("payload {id} {n}");
             format!("POST /echo/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
         } else {
@@ -57,15 +60,25 @@ fn client(port: u16, id: usize, stop: Arc<AtomicBool>, c: Arc<Counts>) {
                     }
                 } else {
                     c.non_2xx.fetch_add(1, Ordering::Relaxed);
-                    c.errors.lock().unwrap().push(format!("client {id}: HTTP {} {}", resp.status, resp.text().chars().take(200).collect::<String>()));
+                    c.errors.lock().unwrap().push(format!(
+                        "client {id}: HTTP {} {}",
+                        resp.status,
+                        resp.text().chars().take(200).collect::<String>()
+                    ));
                 }
-                if resp.header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
+                if resp
+                    .header("Connection")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+                {
                     conn = None;
                 }
             }
             Err(e) => {
                 c.failed.fetch_add(1, Ordering::Relaxed);
-                c.errors.lock().unwrap().push(format!("client {id}: request {n}: {e}"));
+                c.errors
+                    .lock()
+                    .unwrap()
+                    .push(format!("client {id}: request {n}: {e}"));
                 conn = None;
             }
         }
@@ -89,8 +102,12 @@ fn ten_promotes_under_constant_keepalive_traffic_fail_no_request() {
         })
         .collect();
     let mut before = 0;
-    for i in 0..10 {
-        let tag = if i % 2 == 0 { "1.0.1" } else { "1.0.0" };
+    for i in 0..10u32 {
+        let tag = if i.is_multiple_of(2) {
+            "1.0.1"
+        } else {
+            "1.0.0"
+        };
         p.ok(&["promote", tag]);
         // every promote moves the traffic: the new tag is what answers now
         let r = http_get(port, "/health/").unwrap();
@@ -103,13 +120,30 @@ fn ten_promotes_under_constant_keepalive_traffic_fail_no_request() {
     for c in clients {
         c.join().unwrap();
     }
-    let (ok, non2xx, failed) = (counts.ok.load(Ordering::Relaxed), counts.non_2xx.load(Ordering::Relaxed), counts.failed.load(Ordering::Relaxed));
+    let (ok, non2xx, failed) = (
+        counts.ok.load(Ordering::Relaxed),
+        counts.non_2xx.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+    );
     let tags = counts.tags.lock().unwrap().clone();
     eprintln!("requests ok={ok} non-2xx={non2xx} failed={failed} by tag={tags:?}");
     let errors = counts.errors.lock().unwrap();
-    assert_eq!(failed, 0, "failed connections/requests: {:?}", &errors[..errors.len().min(20)]);
-    assert_eq!(non2xx, 0, "non-2xx answers: {:?}", &errors[..errors.len().min(20)]);
+    assert_eq!(
+        failed,
+        0,
+        "failed connections/requests: {:?}",
+        &errors[..errors.len().min(20)]
+    );
+    assert_eq!(
+        non2xx,
+        0,
+        "non-2xx answers: {:?}",
+        &errors[..errors.len().min(20)]
+    );
     assert!(ok >= 1000, "enough traffic to mean something: {ok}");
-    assert!(tags.get("1.0.0").copied().unwrap_or(0) > 0 && tags.get("1.0.1").copied().unwrap_or(0) > 0, "{tags:?}");
+    assert!(
+        tags.get("1.0.0").copied().unwrap_or(0) > 0 && tags.get("1.0.1").copied().unwrap_or(0) > 0,
+        "{tags:?}"
+    );
     assert_eq!(p.history_lines().len(), 11);
 }

@@ -143,8 +143,8 @@ fn print_status(v: &Value) {
     }
     println!();
     println!(
-        "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
-        "ROLE", "NAME", "CONTAINER", "TAG", "STATE", "HEALTH", "UPTIME", "RESTARTS"
+        "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} RESTARTS",
+        "ROLE", "NAME", "CONTAINER", "TAG", "STATE", "HEALTH", "UPTIME"
     );
     for p in v["portals"].as_array().into_iter().flatten() {
         let name = if p["live"].as_bool() == Some(true) {

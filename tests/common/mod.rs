@@ -8,7 +8,7 @@
 //! a message saying what is missing; it never passes silently.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -543,4 +543,41 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `webdock-e2e:TAG` of the example app built with more djobs than the
+/// default two: `extra_djobs` is TOML appended to the build config, e.g.
+/// `[djobs.quitter]\ncommand = ["python", "-c", "..."]`. A djob's command is
+/// baked into the image (its s6 run script and the `webdock.djobs` label), so
+/// the build config's command is the one that runs, whatever the project's
+/// config says. Built (or confirmed from cache) once per test process.
+pub fn ensure_variant_djobs(tag: &str, extra_djobs: &str) -> String {
+    require_docker();
+    let reference = format!("{IMAGE}:{tag}");
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.contains(&reference) && image_exists(&reference) {
+        return reference;
+    }
+    let _l = FileLock::take("webdock-e2e-images.lock");
+    let tmp = tempfile::tempdir().unwrap();
+    let app = tmp.path().join("app");
+    copy_dir(&repo_root().join("examples/portal"), &app);
+    let cfg = build_config(tmp.path(), &app);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(extra_djobs);
+    text.push('\n');
+    std::fs::write(&cfg, text).unwrap();
+    let o = run(Command::new(bin())
+        .args(["-c"])
+        .arg(&cfg)
+        .args(["build", tag])
+        .env("SOURCE_DATE_EPOCH", "1767225600"));
+    assert!(
+        o.status.success(),
+        "building {reference} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    done.push(reference.clone());
+    reference
 }
