@@ -10,8 +10,10 @@
 # Layers go from the least to the most often changed (and the most to the least
 # expensive): a one-line app change rebuilds only the app COPY + collectstatic;
 # a requirements change rebuilds from the wheels; a djob/crontab/rootfs change
-# keeps the venv. The tag, revision and date come last, as ENV/LABEL only, so
-# a new tag of unchanged code re-uses every RUN layer.
+# keeps the venv. The tag, revision, date and djob list are not in this file:
+# webdock appends `ENV WEBDOCK_RELEASE=<tag>` and one label instruction with
+# literal values to it in the build context (no ARG steps: each step costs a
+# layer commit), so a new tag of unchanged code re-uses every other layer.
 
 ARG BASE_IMAGE=webdock-base:dev
 FROM ${BASE_IMAGE}
@@ -56,12 +58,3 @@ RUN WEBDOCK_BUILD=1 python manage.py collectstatic --noinput -v 0 \
             -o -name '*.eot' -o -name '*.otf' \) -exec gzip -k -9 -n {} + ; \
     fi \
  && python -m compileall -q /app
-
-# One ARG instruction: every step commits a layer (~3 s each here).
-ARG WEBDOCK_TAG=dev WEBDOCK_REVISION=unknown WEBDOCK_CREATED= WEBDOCK_DJOBS=
-ENV WEBDOCK_RELEASE=${WEBDOCK_TAG}
-LABEL webdock.tag="${WEBDOCK_TAG}" \
-      webdock.djobs="${WEBDOCK_DJOBS}" \
-      org.opencontainers.image.version="${WEBDOCK_TAG}" \
-      org.opencontainers.image.revision="${WEBDOCK_REVISION}" \
-      org.opencontainers.image.created="${WEBDOCK_CREATED}"

@@ -395,12 +395,16 @@ fn app_entries(app: &Path, out: &mut Vec<Entry>) -> Result<(), BuildError> {
 }
 
 /// Everything that goes into the build context, in a stable order.
-pub fn context_entries(cfg: &Config, wheels: &Path) -> Result<Vec<Entry>, BuildError> {
+pub fn context_entries(
+    cfg: &Config,
+    wheels: &Path,
+    dockerfile: String,
+) -> Result<Vec<Entry>, BuildError> {
     if !cfg.app_dir.is_dir() {
         return Err(BuildError::NoApp(cfg.app_dir.clone()));
     }
     let req = cfg.app_dir.join(&cfg.requirements);
-    let mut out = vec![inline("Dockerfile", 0o644, DOCKERFILE)];
+    let mut out = vec![inline("Dockerfile", 0o644, dockerfile)];
     rootfs_entries(&ROOTFS, &mut out);
     out.push(inline(".webdock/djobs/.keep", 0o644, ""));
     for d in &cfg.djobs {
@@ -555,21 +559,55 @@ pub fn provenance(app: &Path) -> Provenance {
 }
 
 /// Build arguments the Dockerfile reads.
-pub fn build_args(cfg: &Config, base: &str, tag: &Tag, p: &Provenance) -> HashMap<String, String> {
-    HashMap::from([
-        ("BASE_IMAGE".into(), base.into()),
-        ("WEBDOCK_TAG".into(), tag.to_string()),
-        ("WEBDOCK_REVISION".into(), p.revision.clone()),
-        ("WEBDOCK_CREATED".into(), p.created.clone()),
+pub fn build_args(base: &str) -> HashMap<String, String> {
+    HashMap::from([("BASE_IMAGE".into(), base.into())])
+}
+
+/// Labels of the image: who it is (`webdock.tag`, which promote checks, and
+/// `webdock.djobs`, the djobs baked in) and the OCI provenance labels.
+pub fn labels(cfg: &Config, tag: &Tag, p: &Provenance) -> Vec<(String, String)> {
+    vec![
+        (crate::roles::LABEL_TAG.into(), tag.to_string()),
         (
-            "WEBDOCK_DJOBS".into(),
+            crate::roles::LABEL_DJOBS.into(),
             cfg.djobs
                 .iter()
                 .map(|d| d.name.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
         ),
-    ])
+        ("org.opencontainers.image.version".into(), tag.to_string()),
+        (
+            "org.opencontainers.image.revision".into(),
+            p.revision.clone(),
+        ),
+        ("org.opencontainers.image.created".into(), p.created.clone()),
+    ]
+}
+
+/// The Dockerfile sent to the engine: the project's, plus the release as an
+/// `ENV` and one `LABEL` line, with literal values. No ARG steps to carry
+/// them: every step costs a layer commit (seconds on a busy engine), and the
+/// build API's own `labels` parameter adds one LABEL step per label.
+pub fn dockerfile_with_labels(tag: &Tag, labels: &[(String, String)]) -> String {
+    let quote = |v: &str| {
+        format!(
+            "\"{}\"",
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', " ")
+        )
+    };
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .collect();
+    format!(
+        "{}\nENV WEBDOCK_RELEASE={}\nLABEL {}\n",
+        DOCKERFILE.trim_end(),
+        quote(tag.as_str()),
+        parts.join(" \\\n      ")
+    )
 }
 
 #[cfg(test)]
@@ -597,6 +635,23 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("/bin/sh"));
+    }
+
+    #[test]
+    fn labels_are_one_literal_step_with_quotes_escaped() {
+        let tag = Tag::parse("1.0").unwrap();
+        let labels = [("a.b".into(), "1.0".into()), ("c".into(), "x\"y\\z".into())];
+        let d = dockerfile_with_labels(&tag, &labels);
+        let tail: Vec<&str> = d.lines().rev().take(3).collect();
+        assert_eq!(
+            tail,
+            [
+                r#"      c="x\"y\\z""#,
+                r#"LABEL a.b="1.0" \"#,
+                r#"ENV WEBDOCK_RELEASE="1.0""#
+            ]
+        );
+        assert_eq!(d.lines().filter(|l| l.starts_with("LABEL ")).count(), 1);
     }
 
     #[test]

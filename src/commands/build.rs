@@ -19,9 +19,10 @@ pub async fn run(cfg: &Config, tag: &Tag, no_cache: bool, out: Out) -> anyhow::R
     let req = cfg.app_dir.join(&cfg.requirements);
     let base = build::ensure_base(&engine, &say).await?;
     let wheels = build::wheelhouse(&req, &say)?;
-    let entries = build::context_entries(cfg, &wheels)?;
     let prov = build::provenance(&cfg.app_dir);
-    let args = build::build_args(cfg, &base, tag, &prov);
+    let args = build::build_args(&base);
+    let dockerfile = build::dockerfile_with_labels(tag, &build::labels(cfg, tag, &prov));
+    let entries = build::context_entries(cfg, &wheels, dockerfile)?;
     let reference = cfg.image_ref(tag);
     out.progress(&format!(
         "building {reference} from {} ({} files in the context)",

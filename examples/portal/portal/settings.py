@@ -4,7 +4,7 @@ DJANGO_SECRET_KEY     required at runtime (a fixed fallback only when WEBDOCK_BU
                       which the image build sets for collectstatic)
 DJANGO_ALLOWED_HOSTS  comma-separated, default "localhost,127.0.0.1"
 WEBDOCK_DATA          data directory (default /data): db.sqlite3 and logs/
-WEBDOCK_RELEASE       release tag, set by the image (shown in X-Release)
+WEBDOCK_RELEASE       release tag, set in the image by webdock build (shown in X-Release)
 """
 import os
 from pathlib import Path
