@@ -43,17 +43,17 @@ pub enum BuildError {
     NoRequirements(PathBuf),
     #[error("crontab {0} does not exist")]
     NoCrontab(PathBuf),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("bad .dockerignore in {path}: {message}")]
     Ignore { path: PathBuf, message: String },
-    #[error("downloading wheels for {requirements} failed: {source}\nhint: the host needs python3 with pip and access to the package index")]
+    #[error("downloading wheels for {requirements} failed: {cause}\nhint: the host needs python3 with pip and access to the package index")]
     Wheels {
         requirements: PathBuf,
-        source: proc::ProcError,
+        cause: proc::ProcError,
     },
     #[error("making the base image failed: {0}\nhint: the host needs mmdebstrap (apt-get install mmdebstrap) and access to a Debian mirror (WEBDOCK_DEBIAN_MIRROR)")]
     Base(proc::ProcError),
@@ -186,12 +186,12 @@ pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, Bu
     }
     fs_err::create_dir_all(&root).map_err(|e| BuildError::Io {
         path: root.clone(),
-        source: e,
+        cause: e,
     })?;
     let _lock =
         Lock::acquire_blocking(&root.join(format!("{key}.lock"))).map_err(|e| BuildError::Io {
             path: root.clone(),
-            source: std::io::Error::other(e.to_string()),
+            cause: std::io::Error::other(e.to_string()),
         })?;
     if dir.is_dir() {
         return Ok(dir);
@@ -225,13 +225,13 @@ pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, Bu
         None,
         Some("install python3 with pip"),
     )
-    .map_err(|source| BuildError::Wheels {
+    .map_err(|cause| BuildError::Wheels {
         requirements: requirements.into(),
-        source,
+        cause,
     })?;
     fs_err::rename(&tmp, &dir).map_err(|e| BuildError::Io {
         path: dir.clone(),
-        source: e,
+        cause: e,
     })?;
     Ok(dir)
 }
@@ -312,13 +312,23 @@ fn rootfs_entries(dir: &Dir<'static>, out: &mut Vec<Entry>) {
 /// The app directory, minus what `.dockerignore` excludes. Docker's patterns
 /// are anchored at the context root, so each is anchored before handing it
 /// to the gitignore matcher.
-fn app_entries(app: &Path, out: &mut Vec<Entry>) -> Result<(), BuildError> {
+///
+/// Some files never go into an image whatever `.dockerignore` says: the
+/// `never` paths (webdock.toml and the env file, which holds secrets) and
+/// the app's `.git`.
+fn app_entries(app: &Path, never: &[PathBuf], out: &mut Vec<Entry>) -> Result<(), BuildError> {
+    let never: Vec<PathBuf> = never
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect();
+    let app_abs = std::path::absolute(app).unwrap_or_else(|_| app.to_path_buf());
+    let app_owned = app.to_path_buf();
     let mut ib = ignore::gitignore::GitignoreBuilder::new(app);
     let di = app.join(".dockerignore");
     if di.is_file() {
         let text = fs_err::read_to_string(&di).map_err(|e| BuildError::Io {
             path: di.clone(),
-            source: e,
+            cause: e,
         })?;
         for line in text
             .lines()
@@ -357,6 +367,10 @@ fn app_entries(app: &Path, out: &mut Vec<Entry>) -> Result<(), BuildError> {
         .sort_by_file_name(|a, b| a.cmp(b))
         .filter_entry(move |e| {
             let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            let abs = app_abs.join(e.path().strip_prefix(&app_owned).unwrap_or(e.path()));
+            if never.contains(&abs) || (is_dir && e.depth() == 1 && e.file_name() == ".git") {
+                return false;
+            }
             !matcher
                 .matched_path_or_any_parents(e.path(), is_dir)
                 .is_ignore()
@@ -365,7 +379,7 @@ fn app_entries(app: &Path, out: &mut Vec<Entry>) -> Result<(), BuildError> {
     for e in walker {
         let e = e.map_err(|e| BuildError::Io {
             path: app.into(),
-            source: std::io::Error::other(e.to_string()),
+            cause: std::io::Error::other(e.to_string()),
         })?;
         let ft = e.file_type();
         if !ft.is_some_and(|t| t.is_file()) {
@@ -377,7 +391,7 @@ fn app_entries(app: &Path, out: &mut Vec<Entry>) -> Result<(), BuildError> {
             .expect("walk stays inside the app");
         let meta = e.metadata().map_err(|err| BuildError::Io {
             path: e.path().into(),
-            source: std::io::Error::other(err.to_string()),
+            cause: std::io::Error::other(err.to_string()),
         })?;
         use std::os::unix::fs::PermissionsExt;
         let mode = if meta.permissions().mode() & 0o111 != 0 {
@@ -431,7 +445,7 @@ pub fn context_entries(
     let mut wheel_files: Vec<PathBuf> = fs_err::read_dir(wheels)
         .map_err(|e| BuildError::Io {
             path: wheels.into(),
-            source: e,
+            cause: e,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
@@ -449,7 +463,10 @@ pub fn context_entries(
             source: Source::Disk(w),
         });
     }
-    app_entries(&cfg.app_dir, &mut out)?;
+    let never: Vec<PathBuf> = std::iter::once(cfg.path.clone())
+        .chain(cfg.env_file.clone())
+        .collect();
+    app_entries(&cfg.app_dir, &never, &mut out)?;
     Ok(out)
 }
 

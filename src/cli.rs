@@ -99,7 +99,7 @@ pub enum Command {
         #[arg(long, default_value = "100")]
         tail: String,
     },
-    /// Print the nginx upstream and location block that the host's nginx includes.
+    /// Print the nginx `location` block that the host's nginx includes in its server block.
     NginxSnippet,
     /// Check the host: engine, directories, host nginx config, permissions.
     Doctor,

@@ -16,10 +16,10 @@ use crate::names::{self, Tag};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}\nhint: pass --config PATH or run from the directory holding webdock.toml")]
+    #[error("cannot read config {path}: {cause}\nhint: pass --config PATH or run from the directory holding webdock.toml")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("config {path}:{line}: {message}")]
     Parse {
@@ -286,9 +286,9 @@ pub struct Config {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read(path).map_err(|cause| ConfigError::Read {
             path: path.into(),
-            source,
+            cause,
         })?;
         let text = String::from_utf8(text).map_err(|e| ConfigError::Invalid {
             path: path.into(),
@@ -376,6 +376,12 @@ impl Config {
                 h.host
             )));
         }
+        if raw.portal.processes == 0 {
+            return Err(invalid("portal.processes must be at least 1".into()));
+        }
+        if h.interval.is_zero() {
+            return Err(invalid("health.interval must not be 0".into()));
+        }
         if h.consecutive == 0 {
             return Err(invalid("health.consecutive must be at least 1".into()));
         }
@@ -396,6 +402,12 @@ impl Config {
             for k in d.env.keys() {
                 names::check_env_name(k)
                     .map_err(|e| invalid(format!("djobs.{}.env key {k:?} {e}", name.0)))?;
+                if k.starts_with("WEBDOCK_") {
+                    return Err(invalid(format!(
+                        "djobs.{}.env key {k:?} is reserved: WEBDOCK_* variables are set by webdock",
+                        name.0
+                    )));
+                }
             }
             djobs.push(Djob {
                 name: name.0,
@@ -545,6 +557,14 @@ mod tests {
             ("project = \"d\"\nvolumes = [\"x;rm:/data\"]", "x;rm"),
             ("project = \"d\"\n[env]\nWEBDOCK_ROLE = \"x\"", "reserved"),
             ("project = \"d\"\nimage = \"UP\"", "\"UP\""),
+            (
+                "project = \"d\"\n[djobs.a]\ncommand=[\"x\"]\nenv = { WEBDOCK_ROLE = \"cron\" }",
+                "reserved",
+            ),
+            (
+                "project = \"d\"\n[portal]\nprocesses = 0",
+                "portal.processes",
+            ),
             ("", "missing field `project`"),
         ];
         for (text, needle) in cases {

@@ -220,8 +220,17 @@ impl<'a, E: Engine> Ctx<'a, E> {
             }
             _ => {}
         }
-        self.engine.create_container(&spec).await?;
-        self.engine.start_container(&name).await?;
+        let started: anyhow::Result<()> = async {
+            self.engine.create_container(&spec).await?;
+            Ok(self.engine.start_container(&name).await?)
+        }
+        .await;
+        if let Err(e) = started {
+            // Leave nothing behind that a later command must clean up.
+            let _ = self.engine.remove_container(&name).await;
+            self.fail("start-portal", &e);
+            return Err(e);
+        }
         self.end(
             "start-portal",
             t,
@@ -230,6 +239,8 @@ impl<'a, E: Engine> Ctx<'a, E> {
 
         let t = self.begin("health");
         let h = &self.cfg.health;
+        // One deadline for socket and probes together.
+        let until = Instant::now() + h.deadline;
         let r: anyhow::Result<health::Healthy> = async {
             tokio::select! {
                 r = health::wait_socket(&sock, h.deadline) => r?,
@@ -237,7 +248,11 @@ impl<'a, E: Engine> Ctx<'a, E> {
                     bail!("{name} exited with {} before its socket appeared", code.map(|c| c.to_string()).unwrap_or_else(|e| e.to_string()))
                 }
             }
-            Ok(health::wait_healthy(&sock, h, tag.as_str()).await?)
+            let left = crate::config::Health {
+                deadline: until.saturating_duration_since(Instant::now()),
+                ..h.clone()
+            };
+            Ok(health::wait_healthy(&sock, &left, tag.as_str()).await?)
         }
         .await;
         match r {
@@ -291,7 +306,12 @@ impl<'a, E: Engine> Ctx<'a, E> {
         let restored = match back {
             Some(b) => {
                 proxy::flip(self.cfg, b)?;
-                format!("flipped back to {b}")
+                // Not live and never verified: it must not look like a warm
+                // previous release to a later rollback. The graceful stop
+                // lets requests that reached it in the meantime finish.
+                let name = Role::Portal(to).container_name(&self.cfg.project);
+                self.remove(&name, self.cfg.portal.stop_grace).await?;
+                format!("flipped back to {b} and removed {name}")
             }
             None => "no earlier color to flip back to".into(),
         };
@@ -377,6 +397,28 @@ impl<'a, E: Engine> Ctx<'a, E> {
         self.replace(role, tag).await
     }
 
+    /// Cron or djob containers the config no longer names (a djob removed
+    /// from webdock.toml, cron disabled) are stopped and removed: otherwise
+    /// they would run on an old tag for ever, unseen by status.
+    async fn remove_unconfigured(&self, wanted: &[Role]) -> anyhow::Result<()> {
+        let names: HashSet<String> = wanted
+            .iter()
+            .map(|r| r.container_name(&self.cfg.project))
+            .collect();
+        for c in self.containers().await? {
+            let worker = matches!(c.label(LABEL_ROLE), Some("djob" | "cron"));
+            if worker && !names.contains(&c.name) {
+                self.out.progress(&format!(
+                    "removing {}: no longer in {}",
+                    c.name,
+                    self.cfg.path.display()
+                ));
+                self.remove(&c.name, self.cfg.portal.stop_grace).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// cron and every djob onto `tag`, stop-first; djobs in parallel.
     async fn replace_workers(&mut self, tag: &Tag, command: &str) -> anyhow::Result<Vec<Replaced>> {
         let t = self.begin("workers");
@@ -385,6 +427,7 @@ impl<'a, E: Engine> Ctx<'a, E> {
             roles.push(Role::Cron);
         }
         roles.extend(self.cfg.djobs.iter().map(|d| Role::Djob(d.name.clone())));
+        self.remove_unconfigured(&roles).await?;
         let this = &*self;
         let results = futures_util::future::join_all(
             roles.iter().map(|r| this.replace_locked(r, tag, command)),
@@ -513,7 +556,11 @@ impl<'a, E: Engine> Ctx<'a, E> {
                 return Ok(color);
             }
             let idle = plan::idle_color(live);
-            self.release(tag).await?;
+            // A portal restart runs the live tag again: its release command
+            // has already run.
+            if !portal_only {
+                self.release(tag).await?;
+            }
             self.start_portal(idle, tag).await?;
             self.flip_and_verify(idle, live, tag).await?;
             Ok(idle)
@@ -533,16 +580,18 @@ impl<'a, E: Engine> Ctx<'a, E> {
                 return Err(e);
             }
         };
-        if let Err(e) = self.replace_workers(tag, action).await {
-            self.record(
-                action,
-                tag,
-                from,
-                Some(to),
-                started,
-                &format!("failed: {}", first_line(&e)),
-            );
-            return Err(e);
+        if !portal_only {
+            if let Err(e) = self.replace_workers(tag, action).await {
+                self.record(
+                    action,
+                    tag,
+                    from,
+                    Some(to),
+                    started,
+                    &format!("failed: {}", first_line(&e)),
+                );
+                return Err(e);
+            }
         }
         self.record(action, tag, from.clone(), Some(to), started, "ok");
         let mut protect: HashSet<String> = [tag.to_string()].into();
@@ -574,6 +623,8 @@ impl<'a, E: Engine> Ctx<'a, E> {
         if let Some(w) = warm {
             let tag = Tag::parse(w.label(LABEL_TAG).unwrap_or_default())
                 .map_err(|e| anyhow!("{} has a bad tag label: {e}", w.name))?;
+            // The config may have gained a djob since that release.
+            self.check_image(&tag).await?;
             let t = self.begin("health");
             let h = health::wait_healthy(
                 &proxy::socket_path(self.cfg, prev),

@@ -20,11 +20,11 @@ pub use bollard::errors::Error as BollardError;
 pub enum EngineError {
     #[error("cannot reach the Docker engine: {0}\nhint: is dockerd running, and may this user open /var/run/docker.sock?")]
     Connect(BollardError),
-    #[error("docker {op} {target}: {source}")]
+    #[error("docker {op} {target}: {cause}")]
     Api {
         op: &'static str,
         target: String,
-        source: BollardError,
+        cause: BollardError,
     },
     #[error("docker {op} {target}: no answer within {secs} s")]
     Timeout {
@@ -39,10 +39,10 @@ pub enum EngineError {
 pub type Result<T> = std::result::Result<T, EngineError>;
 
 fn api<'a>(op: &'static str, target: &'a str) -> impl FnOnce(BollardError) -> EngineError + 'a {
-    move |source| EngineError::Api {
+    move |cause| EngineError::Api {
         op,
         target: target.to_owned(),
-        source,
+        cause,
     }
 }
 
@@ -121,10 +121,10 @@ pub struct Docker {
 const CLIENT_TIMEOUT: u64 = 900;
 
 impl Docker {
-    /// Connects (DOCKER_HOST or the local socket) and negotiates the API
+    /// Connects (DOCKER_HOST, unix:// or tcp://, else the local socket) and negotiates the API
     /// version, so newer bollard works against an older engine.
     pub async fn connect() -> Result<Docker> {
-        let d = bollard::Docker::connect_with_local_defaults().map_err(EngineError::Connect)?;
+        let d = bollard::Docker::connect_with_defaults().map_err(EngineError::Connect)?;
         let d = d.with_timeout(Duration::from_secs(CLIENT_TIMEOUT));
         let d = d.negotiate_version().await.map_err(EngineError::Connect)?;
         Ok(Docker { inner: d })
@@ -180,7 +180,7 @@ impl Docker {
                 e => EngineError::Api {
                     op: "build",
                     target: tag.into(),
-                    source: e,
+                    cause: e,
                 },
             })?;
             if let Some(aux) = info.aux.and_then(|a| a.id) {

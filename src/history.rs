@@ -1,4 +1,4 @@
-//! `history.jsonl`: one JSON object per promote, rollback or restart.
+//! `history.jsonl`: one JSON object per promote, rollback or portal restart.
 //!
 //! Append-only: each entry is one `write(2)` with O_APPEND followed by an
 //! fsync, so a crash can at worst leave a torn *last* line, never damage an

@@ -19,10 +19,10 @@ pub enum LockError {
     Held { what: String, holder: Holder },
     #[error("{what} is locked by another process (it has not written its name yet)")]
     HeldUnknown { what: String },
-    #[error("cannot open lock file {path}: {source}")]
+    #[error("cannot open lock file {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -58,9 +58,9 @@ fn open(path: &Path) -> Result<File, LockError> {
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|source| LockError::Io {
+        .map_err(|cause| LockError::Io {
             path: path.into(),
-            source,
+            cause,
         })
 }
 
@@ -82,7 +82,7 @@ impl Lock {
             if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
                 return Err(LockError::Io {
                     path: path.into(),
-                    source: e,
+                    cause: e,
                 });
             }
             return Err(match read_holder(&mut file) {
@@ -94,9 +94,9 @@ impl Lock {
             });
         }
         let lock = Lock { file };
-        lock.write_holder(me).map_err(|source| LockError::Io {
+        lock.write_holder(me).map_err(|cause| LockError::Io {
             path: path.into(),
-            source,
+            cause,
         })?;
         Ok(lock)
     }
@@ -104,9 +104,9 @@ impl Lock {
     /// Waits for the lock (used for machine-wide caches, not deploys).
     pub fn acquire_blocking(path: &Path) -> Result<Lock, LockError> {
         let file = open(path)?;
-        flock(&file, libc::LOCK_EX).map_err(|source| LockError::Io {
+        flock(&file, libc::LOCK_EX).map_err(|cause| LockError::Io {
             path: path.into(),
-            source,
+            cause,
         })?;
         Ok(Lock { file })
     }

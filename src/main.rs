@@ -35,7 +35,9 @@ fn main() -> ExitCode {
     let filter = match cli.verbose {
         0 => "webdock=info",
         1 => "webdock=debug",
-        _ => "debug",
+        // Not bollard's or hyper's debug logs: they print request bodies,
+        // and a container-create body holds the env file's secrets.
+        _ => "webdock=trace",
     };
     tracing_subscriber::fmt()
         .with_env_filter(

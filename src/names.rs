@@ -89,6 +89,12 @@ pub fn check_repository(s: &str) -> Result<(), NameError> {
             max: 255,
         });
     }
+    if s.contains("..") || s.contains("--.") || s.split('/').any(|p| p.ends_with(['.', '_', '-'])) {
+        return Err(NameError::BadChar {
+            ch: '.',
+            allowed: "separators ('.', '_', '-') only between letters or digits",
+        });
+    }
     for part in s.split('/') {
         check(
             part,
@@ -197,5 +203,7 @@ mod tests {
         assert!(check_repository("Acme").is_err());
         assert!(check_repository("a//b").is_err());
         assert!(check_repository("a:b").is_err());
+        assert!(check_repository("a..b").is_err());
+        assert!(check_repository("a-").is_err());
     }
 }

@@ -9,10 +9,10 @@ use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
-    #[error("cannot run {program}: {source}{}", hint.as_deref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    #[error("cannot run {program}: {cause}{}", hint.as_deref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
     Spawn {
         program: String,
-        source: std::io::Error,
+        cause: std::io::Error,
         hint: Option<String>,
     },
     #[error("`{command}` exited with {code}: {stderr}")]
@@ -46,9 +46,9 @@ where
         cmd.current_dir(d);
     }
     tracing::debug!(command = %shown, "running");
-    let out = cmd.output().map_err(|source| ProcError::Spawn {
+    let out = cmd.output().map_err(|cause| ProcError::Spawn {
         program: program.into(),
-        source,
+        cause,
         hint: hint.map(str::to_owned),
     })?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

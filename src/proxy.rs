@@ -18,21 +18,21 @@ use crate::roles::{Color, SOCKET_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}: {cause}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("live link {path} points at {target:?}, expected blue or green\nhint: webdock promote TAG rewrites it")]
     BadLink { path: PathBuf, target: String },
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ProxyError + 'a {
-    move |source| ProxyError::Io {
+    move |cause| ProxyError::Io {
         op,
         path: path.into(),
-        source,
+        cause,
     }
 }
 

@@ -100,7 +100,12 @@ impl Role {
 /// holds secrets, so it must not be readable by group or others.
 pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = fs_err::metadata(path)?;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        crate::Usage(format!(
+            "env_file {}: {e}\nhint: create it with KEY=value lines and chmod 600",
+            path.display()
+        ))
+    })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         anyhow::bail!(crate::Usage(format!(
@@ -131,6 +136,13 @@ pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
                 i + 1
             ))
         })?;
+        if k.starts_with("WEBDOCK_") {
+            anyhow::bail!(crate::Usage(format!(
+                "env_file {}:{}: key {k:?} is reserved: WEBDOCK_* variables are set by webdock",
+                path.display(),
+                i + 1
+            )));
+        }
         out.insert(k.to_string(), v.to_string());
     }
     Ok(out)

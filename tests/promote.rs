@@ -206,6 +206,11 @@ fn a_wrong_answer_through_the_host_nginx_flips_back() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("flipped back to blue"), "{err}");
+    assert!(
+        !p.containers().contains(&p.container_name("portal-green")),
+        "the unverified color is removed, so no later rollback can pick it: {:?}",
+        p.containers()
+    );
     assert_eq!(p.live_link().as_deref(), Some("blue"));
     assert_eq!(live_tag(&p), "1.0.0");
 }

@@ -50,8 +50,11 @@ pub async fn run(cfg: &Config, tag: &Tag, no_cache: bool, out: Out) -> anyhow::R
                     } else if after_from {
                         steps += 1;
                     }
-                    out.progress(&s);
-                    out.event("build", json!({ "step": s }));
+                    if out.json {
+                        out.event("build", json!({ "step": s }));
+                    } else {
+                        out.progress(&s);
+                    }
                 }
                 BuildEvent::CacheHit => cached += 1,
                 BuildEvent::Output(l) => {

@@ -12,10 +12,13 @@ use crate::out::Out;
 
 pub async fn promote(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCode> {
     let engine = super::engine().await?;
+    // Bad input (env file, image, its labels) is refused before anything
+    // is created; promote checks the image again under the lock.
+    let mut cx = Ctx::new(cfg, &engine, out)?;
+    cx.check_image(tag).await?;
     crate::proxy::ensure_dirs(cfg)?;
     let _lock = take_deploy_lock(cfg, "promote", Some(tag.as_str()))?;
     let t = Instant::now();
-    let mut cx = Ctx::new(cfg, &engine, out)?;
     cx.promote(tag, "promote", false).await?;
     done(out, "promote", tag, t);
     Ok(ExitCode::SUCCESS)

@@ -103,11 +103,14 @@ pub async fn run(cfg: &Config, verb: Verb, target: &Target, out: Out) -> anyhow:
             };
             let tag =
                 Tag::parse(&tag).map_err(|e| anyhow::anyhow!("bad tag label {tag:?}: {e}"))?;
-            if verb == Verb::Start && current.as_ref().is_some_and(|c| c.running) {
-                eprintln!(
-                    "{} is already running ({})",
-                    role.describe(),
-                    &current.as_ref().expect("checked").id[..12]
+            if let (Verb::Start, Some(c)) = (verb, current.as_ref().filter(|c| c.running)) {
+                report(
+                    out,
+                    &role,
+                    "already running",
+                    Some(&c.id),
+                    None,
+                    std::time::Duration::ZERO,
                 );
                 return Ok(ExitCode::SUCCESS);
             }
@@ -151,11 +154,12 @@ fn report(
                 short(n),
                 down.as_secs_f64()
             ),
-            None => println!(
+            None if what == "stopped" => println!(
                 "{}: {old} stopped in {:.2} s",
                 role.describe(),
                 down.as_secs_f64()
             ),
+            None => println!("{}: {old} {what}", role.describe()),
         }
     }
 }

@@ -240,3 +240,59 @@ async fn promote_after_a_crash_past_the_flip_only_finishes_the_workers() {
     );
     assert!(after.contains(&"create demo-djob-billing".to_string()));
 }
+
+#[tokio::test]
+async fn a_djob_dropped_from_the_config_is_removed_by_the_next_promote() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let f = Fake::default();
+    f.image("app", "1", "billing");
+    f.image("app", "2", "billing");
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    assert!(f
+        .containers
+        .lock()
+        .unwrap()
+        .contains_key("demo-djob-billing"));
+    let mut c2 = c.clone();
+    c2.djobs.clear();
+    c2.cron.enabled = false;
+    let mut cx = Ctx::new(&c2, &f, out()).unwrap();
+    cx.promote(&Tag::parse("2").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    let cs = f.containers.lock().unwrap();
+    assert!(!cs.contains_key("demo-djob-billing"), "{:?}", cs.keys());
+    assert!(!cs.contains_key("demo-cron"), "{:?}", cs.keys());
+}
+
+#[tokio::test]
+async fn restart_portal_touches_neither_release_nor_workers() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path());
+    let f = Fake::default();
+    f.image("app", "1", "billing");
+    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+        .await
+        .unwrap();
+    let before = f.calls().len();
+    cx.promote(&Tag::parse("1").unwrap(), "restart-portal", true)
+        .await
+        .unwrap();
+    let after = &f.calls()[before..];
+    assert!(
+        after.contains(&"start demo-portal-green".to_string()),
+        "{after:?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|c| c.contains("release") || c.contains("djob") || c.contains("cron")),
+        "{after:?}"
+    );
+    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Green));
+}
