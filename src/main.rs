@@ -4,31 +4,10 @@
 //! `commands/`. Exit codes: 0 ok, 1 the operation failed, 2 bad usage or
 //! config (see README).
 
-mod build;
-mod cli;
-mod clock;
-mod commands;
-mod config;
-mod deploy;
-mod engine;
-mod health;
-mod history;
-mod lock;
-mod names;
-mod out;
-mod plan;
-mod proc;
-mod proxy;
-mod roles;
-
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Bad usage or configuration: exit code 2, and nothing was changed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Usage(pub String);
+use webdock::{cli, commands, config, Usage};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

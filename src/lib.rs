@@ -1,0 +1,25 @@
+//! webdock as a library: every module of the `webdock` binary, so that
+//! integration tests and fuzz targets can call the parsers and pure
+//! decisions directly. The binary (`main.rs`) only parses and dispatches.
+
+pub mod build;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod deploy;
+pub mod engine;
+pub mod health;
+pub mod history;
+pub mod lock;
+pub mod names;
+pub mod out;
+pub mod plan;
+pub mod proc;
+pub mod proxy;
+pub mod roles;
+
+/// Bad usage or configuration: exit code 2, and nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
