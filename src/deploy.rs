@@ -34,12 +34,30 @@ use crate::roles::{Color, Role, Specs, LABEL_COLOR, LABEL_DJOBS, LABEL_ROLE, LAB
 use crate::Usage;
 
 /// Test builds stop dead (SIGKILL, no cleanup) at the step named by
-/// `WEBDOCK_KILL_AT`, to prove that every crash point is recoverable.
+/// `WEBDOCK_KILL_AT`, to prove that every crash point is recoverable, and
+/// wait at the step named by `WEBDOCK_HOLD_AT=<step>=<file>` until the file
+/// exists, so a test can break something at that exact moment. Release
+/// builds ignore both.
 pub fn killpoint(name: &str) {
-    if cfg!(debug_assertions) && std::env::var("WEBDOCK_KILL_AT").is_ok_and(|v| v == name) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    if std::env::var("WEBDOCK_KILL_AT").is_ok_and(|v| v == name) {
         eprintln!("webdock: killed at {name} (WEBDOCK_KILL_AT)");
         // SAFETY: sending a signal to ourselves.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    if let Some((step, file)) = std::env::var("WEBDOCK_HOLD_AT")
+        .ok()
+        .as_deref()
+        .and_then(|v| v.split_once('='))
+    {
+        if step == name {
+            eprintln!("webdock: held at {name} until {file} exists (WEBDOCK_HOLD_AT)");
+            while !std::path::Path::new(file).exists() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 }
 
@@ -282,6 +300,25 @@ impl<'a, E: Engine> Ctx<'a, E> {
         back: Option<Color>,
         tag: &Tag,
     ) -> anyhow::Result<()> {
+        // One last probe right before the flip: a container that died just
+        // after its health checks must not get a single request.
+        let sock = proxy::socket_path(self.cfg, to);
+        let h = &self.cfg.health;
+        match health::probe_unix(&sock, &h.host, &h.path, h.timeout).await {
+            Ok(a) if a.names(tag.as_str()) => {}
+            other => {
+                let last = other.map(|a| a.describe()).unwrap_or_else(|e| e);
+                let name = Role::Portal(to).container_name(&self.cfg.project);
+                let logs = self.engine.logs_tail(&name, 20).await.unwrap_or_default();
+                let _ = self.remove(&name, Duration::from_secs(2)).await;
+                let e = anyhow!(
+                    "{name} stopped answering right after its health checks ({last}); traffic stays where it was and {name} was removed\n--- last log lines of {name} ---\n{}",
+                    logs.trim_end()
+                );
+                self.fail("flip", &e);
+                return Err(e);
+            }
+        }
         let t = self.begin("flip");
         proxy::flip(self.cfg, to)?;
         self.end("flip", t, json!({ "live": to }));

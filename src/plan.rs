@@ -70,6 +70,24 @@ pub fn warnings(
             }
         }
     }
+    // Workers on another tag than the live portal: a promote or rollback
+    // stopped between its flip and its workers (a crash, a failed djob).
+    let live_tag = live.and_then(|color| {
+        containers
+            .iter()
+            .find(|c| role(c) == "portal" && c.label(LABEL_COLOR) == Some(color.as_str()))
+            .and_then(|c| c.label(LABEL_TAG))
+    });
+    if let Some(lt) = live_tag {
+        for c in containers
+            .iter()
+            .filter(|c| matches!(role(c).as_str(), "djob" | "cron"))
+        {
+            if let Some(t) = c.label(LABEL_TAG).filter(|t| *t != lt) {
+                w.push(format!("{} runs {t} but {lt} is live: a promote or rollback did not finish\nhint: webdock promote {lt}", c.name));
+            }
+        }
+    }
     // Two containers of one djob (or cron) running: the guarantee is broken.
     let mut running: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for c in containers.iter().filter(|c| c.running) {
@@ -101,6 +119,12 @@ pub fn warnings(
                 Some(c) if !c.running => w.push(format!(
                     "djob {d} is {} ({})\nhint: webdock logs djob {d}; webdock restart djob {d}",
                     c.state, c.name
+                )),
+                // Docker counts a crash-looping container as running (also
+                // between restarts): its restart count is what tells.
+                Some(c) if c.restart_count > 0 => w.push(format!(
+                    "djob {d} exited on its own and was restarted {} time(s) ({}, {})\nhint: webdock logs djob {d}; webdock restart djob {d}",
+                    c.restart_count, c.state, c.name
                 )),
                 _ => {}
             }
@@ -212,6 +236,44 @@ mod tests {
         assert!(all.contains("djob billing runs in 2 containers"), "{all}");
         assert!(all.contains("djob fax has no container"), "{all}");
         assert!(all.contains("p-cron runs image app:1"), "{all}");
+        let mut looping = c(
+            "p-djob-fax",
+            &[(LABEL_ROLE, "djob"), (LABEL_DJOB, "fax"), (LABEL_TAG, "1")],
+            true,
+        );
+        looping.restart_count = 3;
+        let w = warnings(&[looping], Some(Color::Blue), &["fax".into()], false, "app");
+        assert!(
+            w.iter()
+                .any(|w| w.contains("djob fax exited on its own and was restarted 3 time(s)")),
+            "{w:?}"
+        );
+        let portal = c(
+            "p-portal-blue",
+            &[
+                (LABEL_ROLE, "portal"),
+                (LABEL_COLOR, "blue"),
+                (LABEL_TAG, "2"),
+            ],
+            true,
+        );
+        let behind = c(
+            "p-djob-fax",
+            &[(LABEL_ROLE, "djob"), (LABEL_DJOB, "fax"), (LABEL_TAG, "1")],
+            true,
+        );
+        let w = warnings(
+            &[portal, behind],
+            Some(Color::Blue),
+            &["fax".into()],
+            false,
+            "app",
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.contains("p-djob-fax runs 1 but 2 is live")),
+            "{w:?}"
+        );
         let healthy = c(
             "p-portal-blue",
             &[

@@ -64,6 +64,27 @@ pub fn ensure_dirs(cfg: &Config) -> Result<(), ProxyError> {
     Ok(())
 }
 
+/// Proves that the state directory takes a write (a lock holder, a history
+/// line) and the socket directory a new link, before a promote changes
+/// anything: a read-only or full disk is refused up front, not half-way.
+pub fn preflight(cfg: &Config) -> Result<(), ProxyError> {
+    use std::io::Write;
+    let probe = cfg.state_dir().join(".webdock-write-check");
+    let r = (|| {
+        let mut f = File::create(&probe)?;
+        f.write_all(&[0u8; 64 * 1024])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&probe);
+    r.map_err(io("write to", &cfg.state_dir()))?;
+    let link = cfg.socket_dir().join(".webdock-link-check");
+    let _ = std::fs::remove_file(&link);
+    let r = symlink("blue", &link);
+    let _ = std::fs::remove_file(&link);
+    r.map_err(io("make a link in", &cfg.socket_dir()))?;
+    Ok(())
+}
+
 /// The color the live link points at, if there is a link.
 pub fn live(cfg: &Config) -> Result<Option<Color>, ProxyError> {
     let link = live_link(cfg);

@@ -17,6 +17,7 @@ pub async fn promote(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCo
     let mut cx = Ctx::new(cfg, &engine, out)?;
     cx.check_image(tag).await?;
     crate::proxy::ensure_dirs(cfg)?;
+    crate::proxy::preflight(cfg)?;
     let _lock = take_deploy_lock(cfg, "promote", Some(tag.as_str()))?;
     let t = Instant::now();
     cx.promote(tag, "promote", false).await?;
@@ -27,6 +28,7 @@ pub async fn promote(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCo
 pub async fn rollback(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
     let engine = super::engine().await?;
     crate::proxy::ensure_dirs(cfg)?;
+    crate::proxy::preflight(cfg)?;
     let _lock = take_deploy_lock(cfg, "rollback", None)?;
     let t = Instant::now();
     let mut cx = Ctx::new(cfg, &engine, out)?;

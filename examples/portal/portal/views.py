@@ -9,6 +9,7 @@ from django.views.decorators.csrf import csrf_exempt
 from .models import Visit
 
 FAIL_HEALTH = settings.BASE_DIR / "FAIL_HEALTH"
+HANG_HEALTH = settings.BASE_DIR / "HANG_HEALTH"
 
 
 def _text(body, status=200):
@@ -19,6 +20,9 @@ def health(request):
     # A deliberately broken build: tests add this file to make an unhealthy tag.
     if FAIL_HEALTH.exists():
         return _text(f"fail {settings.RELEASE}: FAIL_HEALTH present", status=500)
+    # A health endpoint that hangs: the socket is there, the answer never comes.
+    if HANG_HEALTH.exists():
+        time.sleep(3600)
     try:
         Visit.objects.exists()  # the table exists only after `migrate`
     except DatabaseError as exc:
