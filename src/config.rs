@@ -306,7 +306,7 @@ impl Config {
             ConfigError::Parse {
                 path: path.into(),
                 line,
-                message: e.message().replace('\n', " "),
+                message: one_line(e.message()),
             }
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -318,7 +318,7 @@ impl Config {
         let base = std::path::absolute(&base).unwrap_or(base);
         let invalid = |message: String| ConfigError::Invalid {
             path: path.into(),
-            message,
+            message: one_line(&message),
         };
 
         let project = raw.project.0;
@@ -457,6 +457,29 @@ impl Config {
     }
 }
 
+/// An error message as one short, printable line. The parser's messages echo
+/// the offending key or value as written, so a control character in it would
+/// reach the terminal raw (an escape sequence, a fake second line), and a
+/// 5 MB value would make a 5 MB error: control characters are escaped and the
+/// middle of a long message is cut, keeping what (the start) and why (the end).
+fn one_line(message: &str) -> String {
+    const KEEP: usize = 150;
+    let chars: Vec<char> = message
+        .chars()
+        .flat_map(|c| match c {
+            '\n' => vec![' '],
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect();
+    if chars.len() <= 2 * KEEP + 5 {
+        return chars.into_iter().collect();
+    }
+    let head: String = chars[..KEEP].iter().collect();
+    let tail: String = chars[chars.len() - KEEP..].iter().collect();
+    format!("{head} ... {tail}")
+}
+
 /// A path inside the app directory: relative, no `..`.
 fn inside(p: &Path, key: &str) -> Result<PathBuf, String> {
     if p.is_absolute()
@@ -571,6 +594,18 @@ mod tests {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text:?} gave {e:?}, wanted {needle:?}");
         }
+    }
+
+    #[test]
+    fn errors_stay_one_short_printable_line() {
+        let huge = format!("project = \"{}\"\n", "a".repeat(5 << 20));
+        let e = parse(&huge).unwrap_err().to_string();
+        assert!(e.len() < 400, "{} bytes", e.len());
+        assert!(e.ends_with("characters long (at most 32)"), "{e}");
+        let e = parse("project = \"d\"\n\"\\u001b[2J\" = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\u{1b}') && e.contains("\\u{1b}[2J"), "{e}");
     }
 
     #[test]
