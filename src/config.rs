@@ -342,8 +342,11 @@ impl Config {
             }
         }
         let env = raw.env;
-        for k in env.keys() {
+        for (k, v) in &env {
             names::check_env_name(k).map_err(|e| invalid(format!("env key {k:?} {e}")))?;
+            if v.contains('\0') {
+                return Err(invalid(format!("env {k} holds a NUL byte")));
+            }
             if k.starts_with("WEBDOCK_") {
                 return Err(invalid(format!(
                     "env key {k:?} is reserved: WEBDOCK_* variables are set by webdock"
@@ -390,18 +393,29 @@ impl Config {
                 "health.deadline must be at least health.timeout, which must not be 0".into(),
             ));
         }
+        if raw.portal.wsgi.contains('\0') {
+            return Err(invalid("portal.wsgi holds a NUL byte".into()));
+        }
         if let Some(u) = &raw.portal.public_url {
-            if !u.starts_with("http://") {
-                return Err(invalid(format!("portal.public_url {u:?} must start with http:// (the host nginx on this machine)")));
+            // Checked here, not at verify time: that comes after the flip.
+            let url = u.parse::<hyper::Uri>().ok();
+            if !u.starts_with("http://") || url.is_none_or(|url| url.host().is_none()) {
+                return Err(invalid(format!("portal.public_url {u:?} must be an http:// URL (the host nginx on this machine)")));
             }
         }
         let mut djobs = Vec::new();
         for (name, d) in raw.djobs {
             check_command(&format!("djobs.{}.command", name.0), &d.command, false)
                 .map_err(&invalid)?;
-            for k in d.env.keys() {
+            for (k, v) in &d.env {
                 names::check_env_name(k)
                     .map_err(|e| invalid(format!("djobs.{}.env key {k:?} {e}", name.0)))?;
+                if v.contains('\0') {
+                    return Err(invalid(format!(
+                        "djobs.{}.env {k} holds a NUL byte",
+                        name.0
+                    )));
+                }
                 if k.starts_with("WEBDOCK_") {
                     return Err(invalid(format!(
                         "djobs.{}.env key {k:?} is reserved: WEBDOCK_* variables are set by webdock",
@@ -511,6 +525,9 @@ fn check_command(key: &str, cmd: &[String], may_be_empty: bool) -> Result<(), St
 /// `SOURCE:/container/path[:ro|:rw]` where SOURCE is an absolute host path or
 /// a named volume.
 fn check_volume(v: &str) -> Result<(), String> {
+    if v.contains('\0') {
+        return Err("holds a NUL byte".into());
+    }
     let parts: Vec<&str> = v.split(':').collect();
     let (src, dst) = match parts.as_slice() {
         [s, d] | [s, d, "ro" | "rw"] => (*s, *d),
@@ -580,6 +597,14 @@ mod tests {
             ("project = \"d\"\nvolumes = [\"x;rm:/data\"]", "x;rm"),
             ("project = \"d\"\n[env]\nWEBDOCK_ROLE = \"x\"", "reserved"),
             ("project = \"d\"\nimage = \"UP\"", "\"UP\""),
+            (
+                "project = \"d\"\n[env]\nA = \"a\\u0000b\"",
+                "env A holds a NUL",
+            ),
+            (
+                "project = \"d\"\n[portal]\npublic_url = \"http://a b/\"",
+                "public_url",
+            ),
             (
                 "project = \"d\"\n[djobs.a]\ncommand=[\"x\"]\nenv = { WEBDOCK_ROLE = \"cron\" }",
                 "reserved",
