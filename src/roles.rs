@@ -114,7 +114,16 @@ pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
             path.display()
         )));
     }
-    let text = fs_err::read_to_string(path)?;
+    // A bad env file is bad config (exit 2), however it is bad.
+    let text = std::fs::read(path)
+        .map_err(|e| crate::Usage(format!("env_file {}: {e}", path.display())))?;
+    let text = String::from_utf8(text).map_err(|e| {
+        crate::Usage(format!(
+            "env_file {} is not UTF-8 text (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -139,6 +148,13 @@ pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
         if k.starts_with("WEBDOCK_") {
             anyhow::bail!(crate::Usage(format!(
                 "env_file {}:{}: key {k:?} is reserved: WEBDOCK_* variables are set by webdock",
+                path.display(),
+                i + 1
+            )));
+        }
+        if v.contains('\0') {
+            anyhow::bail!(crate::Usage(format!(
+                "env_file {}:{}: the value of {k} holds a NUL byte",
                 path.display(),
                 i + 1
             )));
