@@ -169,7 +169,10 @@ impl<'a, E: Engine> Ctx<'a, E> {
     }
 
     /// Stops (with the role's grace) and removes a container; absent is fine.
+    /// The restart policy goes off first, so an engine restart between the
+    /// stop and the remove cannot bring it back.
     async fn remove(&self, name: &str, grace: Duration) -> anyhow::Result<()> {
+        self.engine.set_restart(name, false).await?;
         self.engine.stop_container(name, grace).await?;
         self.engine.remove_container(name).await?;
         Ok(())

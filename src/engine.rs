@@ -84,8 +84,12 @@ pub struct ContainerSpec {
     pub binds: Vec<String>,
     pub cmd: Option<Vec<String>>,
     pub stop_timeout: Duration,
-    /// Restart the container when the engine restarts (long-running roles).
-    pub restart_unless_stopped: bool,
+    /// Restart policy `always` (long-running roles): the container comes
+    /// back after the engine restarts, even after an engine crash, where
+    /// Docker 20.10 records running containers as stopped by hand and
+    /// `unless-stopped` would leave the whole project down. A deliberate
+    /// stop turns the policy off first (`set_restart`).
+    pub restart_always: bool,
 }
 
 /// A line of progress from a build or an import.
@@ -107,6 +111,9 @@ pub trait Engine {
     async fn start_container(&self, name: &str) -> Result<()>;
     /// SIGTERM, up to `grace`, then SIGKILL. Missing or stopped is fine.
     async fn stop_container(&self, name: &str, grace: Duration) -> Result<()>;
+    /// Switches the restart policy between `always` and `no`; a missing
+    /// container is fine.
+    async fn set_restart(&self, name: &str, always: bool) -> Result<()>;
     /// Force-remove; a missing container is fine.
     async fn remove_container(&self, name: &str) -> Result<()>;
     /// Wait for exit, returning the exit code.
@@ -378,9 +385,9 @@ impl Engine for Docker {
             binds: Some(spec.binds.clone()),
             init: Some(false),
             restart_policy: spec
-                .restart_unless_stopped
+                .restart_always
                 .then_some(bollard::models::RestartPolicy {
-                    name: Some(bollard::models::RestartPolicyNameEnum::UNLESS_STOPPED),
+                    name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
                     maximum_retry_count: None,
                 }),
             ..Default::default()
@@ -431,6 +438,26 @@ impl Engine for Docker {
                 status_code: 304, ..
             })) => Ok(()),
             Ok(Err(e)) => Err(api("stop", name)(e)),
+        }
+    }
+
+    async fn set_restart(&self, name: &str, always: bool) -> Result<()> {
+        let policy = bollard::models::RestartPolicy {
+            name: Some(if always {
+                bollard::models::RestartPolicyNameEnum::ALWAYS
+            } else {
+                bollard::models::RestartPolicyNameEnum::NO
+            }),
+            maximum_retry_count: None,
+        };
+        let body = bollard::models::ContainerUpdateBody {
+            restart_policy: Some(policy),
+            ..Default::default()
+        };
+        match self.inner.update_container(name, body).await {
+            Ok(()) => Ok(()),
+            Err(e) if not_found(&e) => Ok(()),
+            Err(e) => Err(api("update", name)(e)),
         }
     }
 

@@ -233,7 +233,7 @@ impl<'a> Specs<'a> {
             cmd,
             // s6 needs a moment beyond the service's own grace to exit
             stop_timeout: grace + std::time::Duration::from_secs(5),
-            restart_unless_stopped: restart,
+            restart_always: restart,
         }
     }
 }
@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(d.stop_timeout.as_secs(), 12);
         let r = s.spec(&Role::Release(tag.clone()), &tag);
         assert_eq!(r.name, "demo-release-1.0.0");
-        assert!(!r.restart_unless_stopped);
+        assert!(!r.restart_always);
         assert_eq!(r.cmd.as_deref().unwrap()[0], "python");
     }
 }

@@ -1231,7 +1231,7 @@ fn a_docker_daemon_restarted_under_running_djobs_leaves_one_of_each() {
     wait_working(&p, "billing", 0);
 
     // 1. a clean restart: the engine stops every container with its stop
-    // timeout, then starts the unless-stopped ones again
+    // timeout, then starts them again (restart policy always)
     let t = now_ns();
     d.signal(libc::SIGTERM);
     d.launch();
@@ -1240,10 +1240,10 @@ fn a_docker_daemon_restarted_under_running_djobs_leaves_one_of_each() {
 
     // 2. a crash: the containers outlive the daemon under their shims. The
     // new daemon (live-restore off) stops them, and Docker 20.10 then counts
-    // them as stopped by hand: unless-stopped ones stay down (moby sets
-    // HasBeenManuallyStopped when it kills outside a shutdown). The
-    // runbook's answer is a promote of the live tag; it must leave one of
-    // each, whatever the engine did.
+    // them as stopped by hand (moby sets HasBeenManuallyStopped when it
+    // kills outside a shutdown): `unless-stopped` would leave the project
+    // down. webdock's restart policy is `always`, so the engine brings every
+    // role back by itself, one of each.
     let beats = |p: &Project| lives(&heartbeat_log(p, "billing")).last().map(|l| l.last);
     d.signal(libc::SIGKILL);
     let before = beats(&p);
@@ -1251,11 +1251,11 @@ fn a_docker_daemon_restarted_under_running_djobs_leaves_one_of_each() {
     let beat_while_down = beats(&p) > before;
     let t = now_ns();
     d.launch();
-    let engine_restarted = all_up_within(&p, &d, Duration::from_secs(20));
-    if !engine_restarted {
-        wd_ok(&p, &d, &["promote", "1.0.0"]);
-    }
-    wait_all_up(&p, &d, "every role back after a daemon crash");
+    let engine_restarted = all_up_within(&p, &d, Duration::from_secs(60));
+    assert!(
+        engine_restarted,
+        "after a daemon crash the engine restarts every role by itself (restart policy always)"
+    );
     wait_working(&p, "billing", t);
 
     // 3. the daemon is restarted in the middle of an on-call restart:
@@ -1297,16 +1297,12 @@ fn a_docker_daemon_restarted_under_running_djobs_leaves_one_of_each() {
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();
     let n = &p.name;
-    let mut want = vec![
+    let want = vec![
         format!("{n}-cron"),
         format!("{n}-djob-billing"),
         format!("{n}-djob-email2fax"),
         format!("{n}-portal-blue"),
     ];
-    if !engine_restarted {
-        // the recovery promote went to green; blue stays as the previous color
-        want.push(format!("{n}-portal-green"));
-    }
     assert_eq!(names, want, "one container per role");
     assert_eq!(
         docker0_exists(),

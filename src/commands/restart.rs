@@ -92,6 +92,8 @@ pub async fn run(cfg: &Config, verb: Verb, target: &Target, out: Out) -> anyhow:
                 .spec(&role, &Tag::parse("x").expect("valid"))
                 .stop_timeout;
             let t = std::time::Instant::now();
+            // Stopped on purpose: it must stay stopped across an engine restart.
+            engine.set_restart(&name, false).await?;
             engine.stop_container(&name, grace).await?;
             report(out, &role, "stopped", Some(&c.id), None, t.elapsed());
         }

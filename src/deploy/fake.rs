@@ -164,6 +164,13 @@ impl Engine for Fake {
         }
         Ok(())
     }
+    async fn set_restart(&self, name: &str, always: bool) -> Result<()> {
+        self.log(format!(
+            "restart-policy {name} {}",
+            if always { "always" } else { "no" }
+        ));
+        Ok(())
+    }
     async fn remove_container(&self, name: &str) -> Result<()> {
         if self.containers.lock().unwrap().remove(name).is_some() {
             self.log(format!("remove {name}"));
