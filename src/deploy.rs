@@ -305,6 +305,7 @@ impl<'a, E: Engine> Ctx<'a, E> {
     ) -> anyhow::Result<()> {
         // One last probe right before the flip: a container that died just
         // after its health checks must not get a single request.
+        let t = self.begin("flip");
         let sock = proxy::socket_path(self.cfg, to);
         let h = &self.cfg.health;
         match health::probe_unix(&sock, &h.host, &h.path, h.timeout).await {
@@ -322,7 +323,6 @@ impl<'a, E: Engine> Ctx<'a, E> {
                 return Err(e);
             }
         }
-        let t = self.begin("flip");
         proxy::flip(self.cfg, to)?;
         self.end("flip", t, json!({ "live": to }));
         let Some(url) = self.cfg.portal.public_url.clone() else {
@@ -453,7 +453,13 @@ impl<'a, E: Engine> Ctx<'a, E> {
                     c.name,
                     self.cfg.path.display()
                 ));
-                self.remove(&c.name, self.cfg.portal.stop_grace).await?;
+                // Its own grace when known (cron), else the djob default.
+                let grace = if c.label(LABEL_ROLE) == Some("cron") {
+                    self.cfg.cron.stop_grace
+                } else {
+                    Duration::from_secs(10)
+                };
+                self.remove(&c.name, grace + Duration::from_secs(5)).await?;
             }
         }
         Ok(())

@@ -27,11 +27,11 @@ pub async fn promote(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCo
 
 pub async fn rollback(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
     let engine = super::engine().await?;
+    let mut cx = Ctx::new(cfg, &engine, out)?; // the env file, before any change
     crate::proxy::ensure_dirs(cfg)?;
     crate::proxy::preflight(cfg)?;
     let _lock = take_deploy_lock(cfg, "rollback", None)?;
     let t = Instant::now();
-    let mut cx = Ctx::new(cfg, &engine, out)?;
     let tag = cx.rollback().await?;
     done(out, "rollback", &tag, t);
     Ok(ExitCode::SUCCESS)

@@ -67,6 +67,7 @@ fn role_of(cfg: &Config, t: &Target) -> anyhow::Result<Role> {
 pub async fn run(cfg: &Config, verb: Verb, target: &Target, out: Out) -> anyhow::Result<ExitCode> {
     let role = role_of(cfg, target)?;
     let engine = super::engine().await?;
+    let cx = Ctx::new(cfg, &engine, out)?; // the env file, before any change
     crate::proxy::ensure_dirs(cfg)?;
     if let Role::Portal(_) = role {
         if verb != Verb::Restart {
@@ -79,7 +80,6 @@ pub async fn run(cfg: &Config, verb: Verb, target: &Target, out: Out) -> anyhow:
         &role.describe(),
         &Holder::me(verb.as_str(), None),
     )?;
-    let cx = Ctx::new(cfg, &engine, out)?;
     let name = role.container_name(&cfg.project);
     let current = engine.inspect_container(&name).await?;
     match verb {
@@ -188,6 +188,7 @@ async fn restart_portal(
     out: Out,
 ) -> anyhow::Result<ExitCode> {
     let tag = Tag::parse(&live_tag(cfg, engine).await?)?;
+    crate::proxy::preflight(cfg)?;
     let _lock = take_deploy_lock(cfg, "restart portal", Some(tag.as_str()))?;
     let mut cx = Ctx::new(cfg, engine, out)?;
     cx.promote(&tag, "restart-portal", true).await?;
