@@ -17,7 +17,7 @@ fn mode(p: &std::path::Path) -> u32 {
 fn env_file_secrets_reach_the_containers_and_nowhere_else() {
     ensure_image("1.0.0");
     let secret = format!("s3cr3t-{}", free_port());
-    let mut p = Project::new("secret", "");
+    let p = Project::new("secret", "");
     let env_file = p.path().join("secrets.env");
     std::fs::write(&env_file, format!("# secrets\nPAYMENT_TOKEN={secret}\n")).unwrap();
     std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o644)).unwrap();
