@@ -265,6 +265,8 @@ def steps_from(lines, wall, is_json):
         if m:
             instr = m.group(3).upper()
             rest = m.group(4).strip()
+            # the release values differ per build: show the instruction only
+            rest = re.sub(r'(WEBDOCK_RELEASE|webdock\.tag)=.*', r'\1=…', rest)
             marks.append((t, f"{m.group(1)} {instr} {rest[:38]}"))
         elif "Using cache" in text and marks:
             cached_after.add(len(marks) - 1)
