@@ -114,6 +114,13 @@ pub fn ensure_image(tag: &str) -> String {
 
 /// `webdock-e2e:TAG` of a modified copy of the example app.
 pub fn ensure_variant(tag: &str, modify: impl FnOnce(&Path)) -> String {
+    build_variant(tag, modify, "")
+}
+
+/// Builds `webdock-e2e:TAG` from a copy of the example app changed by
+/// `modify`, with `extra_config` appended to the build config (more djobs),
+/// once per test process.
+fn build_variant(tag: &str, modify: impl FnOnce(&Path), extra_config: &str) -> String {
     require_docker();
     let reference = format!("{IMAGE}:{tag}");
     // Built (or found all-cached, in about a second) once per test process:
@@ -129,6 +136,12 @@ pub fn ensure_variant(tag: &str, modify: impl FnOnce(&Path)) -> String {
     copy_dir(&repo_root().join("examples/portal"), &app);
     modify(&app);
     let cfg = build_config(tmp.path(), &app);
+    if !extra_config.is_empty() {
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(extra_config);
+        text.push('\n');
+        std::fs::write(&cfg, text).unwrap();
+    }
     // A fixed creation time: the same code gives the same image id, so a
     // rebuild never moves the tag under a running test of another process.
     let o = run(Command::new(bin())
@@ -554,32 +567,5 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
 /// the build config's command is the one that runs, whatever the project's
 /// config says. Built (or confirmed from cache) once per test process.
 pub fn ensure_variant_djobs(tag: &str, extra_djobs: &str) -> String {
-    require_docker();
-    let reference = format!("{IMAGE}:{tag}");
-    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
-    if done.contains(&reference) && image_exists(&reference) {
-        return reference;
-    }
-    let _l = FileLock::take("webdock-e2e-images.lock");
-    let tmp = tempfile::tempdir().unwrap();
-    let app = tmp.path().join("app");
-    copy_dir(&repo_root().join("examples/portal"), &app);
-    let cfg = build_config(tmp.path(), &app);
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(extra_djobs);
-    text.push('\n');
-    std::fs::write(&cfg, text).unwrap();
-    let o = run(Command::new(bin())
-        .args(["-c"])
-        .arg(&cfg)
-        .args(["build", tag])
-        .env("SOURCE_DATE_EPOCH", "1767225600"));
-    assert!(
-        o.status.success(),
-        "building {reference} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    done.push(reference.clone());
-    reference
+    build_variant(tag, |_| {}, extra_djobs)
 }
