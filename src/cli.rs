@@ -108,7 +108,11 @@ pub enum Command {
 #[derive(Debug, Subcommand, Clone)]
 pub enum Target {
     /// One djob, by its name in webdock.toml.
-    Djob { name: String },
+    Djob {
+        /// The djob's name in webdock.toml.
+        #[arg(allow_hyphen_values = true)]
+        name: String,
+    },
     /// The cron container.
     Cron,
     /// The portal (restart only): the live tag into the idle color, then the flip.
