@@ -123,40 +123,39 @@ pub async fn probe_unix(
     path: &str,
     timeout: Duration,
 ) -> Result<Answer, String> {
-    let client: Client<UnixConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(0)
-        .build(UnixConnector);
     let uri: hyper::Uri = UnixUri::new(socket, path).into();
-    let req = hyper::Request::get(uri)
-        .header(hyper::header::HOST, host)
-        .header("user-agent", "webdock-health")
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(timeout, async {
-        read(client.request(req).await.map_err(|e| e.to_string())?).await
-    })
+    let req = hyper::Request::get(uri).header(hyper::header::HOST, host);
+    get(
+        UnixConnector,
+        req.header("user-agent", "webdock-health"),
+        timeout,
+    )
     .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-    }
 }
 
 /// One GET to a plain-HTTP URL (the host nginx).
 pub async fn probe_url(url: &str, timeout: Duration) -> Result<Answer, String> {
     let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url {url:?}: {e}"))?;
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+    let req = hyper::Request::get(uri).header("user-agent", "webdock-verify");
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    get(connector, req, timeout).await
+}
+
+/// Sends one request on a fresh, unpooled connection, bounded by `timeout`.
+async fn get<C>(
+    connector: C,
+    req: hyper::http::request::Builder,
+    timeout: Duration,
+) -> Result<Answer, String>
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
+    let client: Client<C, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
-        .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let req = hyper::Request::get(uri)
-        .header("user-agent", "webdock-verify")
-        .body(Empty::new())
-        .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(timeout, async {
-        read(client.request(req).await.map_err(|e| e.to_string())?).await
-    })
-    .await
-    {
+        .build(connector);
+    let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
+    let answer = async { read(client.request(req).await.map_err(|e| e.to_string())?).await };
+    match tokio::time::timeout(timeout, answer).await {
         Ok(r) => r,
         Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     }

@@ -139,20 +139,26 @@ impl Drop for ImageGuard {
     }
 }
 
-#[test]
-fn portal_serves_the_app_and_static_files_over_the_mounted_socket() {
+/// The 1.0.0 image as a portal, migrated, with a host socket directory
+/// under `dir` mounted; returns the container and the socket path.
+fn start_portal(dir: &std::path::Path) -> (Run, std::path::PathBuf) {
     let image = ensure_image("1.0.0");
-    let tmp = tempfile::tempdir().unwrap();
-    let data = format!("{}:/data", tmp.path().join("data").display());
+    let data = format!("{}:/data", dir.join("data").display());
     migrate(&image, &data);
-    let sock_dir = tmp.path().join("sock");
+    let sock_dir = dir.join("sock");
     std::fs::create_dir(&sock_dir).unwrap();
-    let _r = Run::start(
+    let run = Run::start(
         &image,
         &["WEBDOCK_ROLE=portal", "DJANGO_SECRET_KEY=t"],
         &[format!("{}:/run/webdock/sock", sock_dir.display()), data],
     );
-    let sock = sock_dir.join("nginx.sock");
+    (run, sock_dir.join("nginx.sock"))
+}
+
+#[test]
+fn portal_serves_the_app_and_static_files_over_the_mounted_socket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_r, sock) = start_portal(tmp.path());
     let health = wait_for(60, "the portal to answer /health/", || {
         unix_get(&sock, "/health/", "")
             .ok()
@@ -285,18 +291,8 @@ fn unknown_role_or_djob_exits_non_zero_naming_it() {
 
 #[test]
 fn docker_stop_lets_a_request_in_flight_finish() {
-    let image = ensure_image("1.0.0");
     let tmp = tempfile::tempdir().unwrap();
-    let data = format!("{}:/data", tmp.path().join("data").display());
-    migrate(&image, &data);
-    let sock_dir = tmp.path().join("sock");
-    std::fs::create_dir(&sock_dir).unwrap();
-    let r = Run::start(
-        &image,
-        &["WEBDOCK_ROLE=portal", "DJANGO_SECRET_KEY=t"],
-        &[format!("{}:/run/webdock/sock", sock_dir.display()), data],
-    );
-    let sock = sock_dir.join("nginx.sock");
+    let (r, sock) = start_portal(tmp.path());
     wait_for(60, "the portal", || {
         unix_get(&sock, "/health/", "")
             .ok()
