@@ -223,7 +223,7 @@ fn unknown_tag_mislabelled_image_and_bad_config_change_nothing() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("webdock-e2e:9.9.9 not found") && err.contains("webdock build 9.9.9"),
+        err.contains(&format!("{IMAGE}:9.9.9 not found")) && err.contains("webdock build 9.9.9"),
         "{err}"
     );
     let mis = format!("mislabel-{}", free_port());

@@ -14,7 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub const IMAGE: &str = "webdock-e2e";
+/// The test images' repository. `WEBDOCK_E2E_IMAGE` at build time gives a
+/// second checkout (a worktree) images of its own, so two checkouts can run
+/// their suites side by side on one engine without rebuilding each other's.
+pub const IMAGE: &str = match option_env!("WEBDOCK_E2E_IMAGE") {
+    Some(s) => s,
+    None => "webdock-e2e",
+};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -130,7 +136,7 @@ fn build_variant(tag: &str, modify: impl FnOnce(&Path), extra_config: &str) -> S
     if done.contains(&reference) && image_exists(&reference) {
         return reference;
     }
-    let _l = FileLock::take("webdock-e2e-images.lock");
+    let _l = FileLock::take(&format!("{IMAGE}-images.lock"));
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("app");
     copy_dir(&repo_root().join("examples/portal"), &app);
