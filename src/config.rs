@@ -460,14 +460,9 @@ impl Config {
         format!("{}:{}", self.image, tag)
     }
 
-    /// `/run/webdock/<project>`: holds `blue/`, `green/` and the `live` link.
-    pub fn socket_dir(&self) -> PathBuf {
-        self.socket_root.join(&self.project)
-    }
-
-    /// `/var/lib/webdock/<project>`: locks and history.
-    pub fn state_dir(&self) -> PathBuf {
-        self.state_root.join(&self.project)
+    /// Every path of this project on the local host.
+    pub fn layout(&self) -> crate::layout::Layout {
+        crate::layout::Layout::new(&self.socket_root, &self.state_root, &self.project)
     }
 }
 
@@ -569,7 +564,7 @@ mod tests {
         assert_eq!(c.app_dir, PathBuf::from("/srv/app/."));
         assert_eq!(c.health.consecutive, 3);
         assert_eq!(c.release.command[0], "python");
-        assert_eq!(c.socket_dir(), PathBuf::from("/run/webdock/demo"));
+        assert_eq!(c.layout().socket_dir(), Path::new("/run/webdock/demo"));
     }
 
     #[test]

@@ -67,6 +67,11 @@ pub struct ContainerInfo {
     pub state: String,
     pub started_at: Option<String>,
     pub restart_count: i64,
+    /// The id (`sha256:…`) of the image it was created from: a tag that
+    /// was rebuilt since names another id.
+    pub image_id: String,
+    /// Its own stop timeout, as created (the role's grace then).
+    pub stop_timeout: Option<Duration>,
 }
 
 impl ContainerInfo {
@@ -276,6 +281,10 @@ fn not_found(e: &BollardError) -> bool {
 fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
     let state = c.state.unwrap_or_default();
     let cfg = c.config.unwrap_or_default();
+    let stop_timeout = cfg
+        .stop_timeout
+        .and_then(|t| u64::try_from(t).ok())
+        .map(Duration::from_secs);
     ContainerInfo {
         id: c.id.unwrap_or_default(),
         name: c
@@ -289,6 +298,8 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         state: state.status.map(|s| s.to_string()).unwrap_or_default(),
         started_at: state.started_at,
         restart_count: c.restart_count.unwrap_or(0),
+        image_id: c.image.unwrap_or_default(),
+        stop_timeout,
     }
 }
 

@@ -5,13 +5,86 @@
 //! earlier one. Readers skip (and report) a line that does not parse.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+/// Why a deploy ran: the mode that travels through the orchestration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Intent {
+    Promote,
+    Rollback,
+    /// The live tag into the idle color, then the flip; no release
+    /// command, workers untouched.
+    RestartPortal,
+}
+
+impl Intent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Intent::Promote => "promote",
+            Intent::Rollback => "rollback",
+            Intent::RestartPortal => "restart-portal",
+        }
+    }
+
+    /// Moves traffic to another release (a portal restart does not).
+    pub fn is_release(self) -> bool {
+        !matches!(self, Intent::RestartPortal)
+    }
+}
+
+impl std::fmt::Display for Intent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a deploy ended; on disk `"ok"` or `"failed: <first line>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed(String),
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Ok)
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Outcome::Ok => s.serialize_str("ok"),
+            Outcome::Failed(why) => s.serialize_str(&format!("failed: {why}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "ok" => Outcome::Ok,
+            other => Outcome::Failed(other.strip_prefix("failed: ").unwrap_or(other).to_string()),
+        })
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
-    pub action: String,
+    pub action: Intent,
     pub who: String,
     pub when: String,
     pub tag: String,
@@ -21,12 +94,7 @@ pub struct Entry {
     /// Step name and its duration in seconds, in order.
     pub steps: Vec<(String, f64)>,
     pub seconds: f64,
-    /// "ok" or "failed: <reason>"
-    pub outcome: String,
-}
-
-pub fn path(state_dir: &Path) -> PathBuf {
-    state_dir.join("history.jsonl")
+    pub outcome: Outcome,
 }
 
 /// Who ran the command: `$SUDO_USER`, else `$USER`, else the uid.
@@ -84,7 +152,7 @@ mod tests {
 
     fn entry(tag: &str) -> Entry {
         Entry {
-            action: "promote".into(),
+            action: Intent::Promote,
             who: "ci".into(),
             when: "2026-11-22T00:00:00Z".into(),
             tag: tag.into(),
@@ -93,14 +161,14 @@ mod tests {
             to_color: Some("blue".into()),
             steps: vec![("flip".into(), 0.001)],
             seconds: 1.5,
-            outcome: "ok".into(),
+            outcome: Outcome::Ok,
         }
     }
 
     #[test]
     fn a_torn_last_line_never_costs_earlier_entries() {
         let d = tempfile::tempdir().unwrap();
-        let p = path(d.path());
+        let p = d.path().join("history.jsonl");
         append(&p, &entry("1")).unwrap();
         append(&p, &entry("2")).unwrap();
         // a crash in the middle of a write
@@ -123,5 +191,25 @@ mod tests {
             ["1", "2", "3"]
         );
         assert_eq!(bad, 1);
+    }
+}
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+
+    #[test]
+    fn outcome_and_intent_keep_their_strings_on_disk() {
+        for (o, s) in [
+            (Outcome::Ok, "\"ok\""),
+            (Outcome::Failed("health".into()), "\"failed: health\""),
+        ] {
+            assert_eq!(serde_json::to_string(&o).unwrap(), s);
+            assert_eq!(serde_json::from_str::<Outcome>(s).unwrap(), o);
+        }
+        assert_eq!(
+            serde_json::to_string(&Intent::RestartPortal).unwrap(),
+            "\"restart-portal\""
+        );
     }
 }

@@ -11,12 +11,15 @@ pub mod deploy;
 pub mod engine;
 pub mod health;
 pub mod history;
+pub mod host;
+pub mod layout;
 pub mod lock;
 pub mod names;
 pub mod out;
 pub mod plan;
 pub mod proc;
 pub mod proxy;
+pub mod report;
 pub mod roles;
 
 /// Bad usage or configuration: exit code 2, and nothing was changed.

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum LockError {
     #[error("{what} is locked by pid {} ({} {}) since {}\nhint: wait for it to finish; the lock is freed the moment that process exits", holder.pid, holder.command, holder.tag.as_deref().unwrap_or("-"), holder.started)]
     Held { what: String, holder: Holder },
-    #[error("{what} is locked by another process (it has not written its name yet)")]
-    HeldUnknown { what: String },
+    #[error("{what} is locked by {} (it has not written its name yet)\nhint: wait for it to finish; the lock is freed the moment that process exits", pid.map(|p| format!("pid {p}")).unwrap_or_else(|| "another process".into()))]
+    HeldUnknown { what: String, pid: Option<u32> },
     #[error("cannot open lock file {path}: {cause}")]
     Io {
         path: PathBuf,
@@ -85,12 +85,16 @@ impl Lock {
                     cause: e,
                 });
             }
-            return Err(match read_holder(&mut file) {
-                Some(holder) => LockError::Held {
+            let pid = flock_owner(&file);
+            return Err(match read_holder(&mut file, pid) {
+                Some(holder) if pid.is_some() => LockError::Held {
                     what: what.into(),
                     holder,
                 },
-                None => LockError::HeldUnknown { what: what.into() },
+                _ => LockError::HeldUnknown {
+                    what: what.into(),
+                    pid,
+                },
             });
         }
         let lock = Lock { file };
@@ -121,13 +125,18 @@ impl Lock {
     }
 }
 
-fn read_holder(file: &mut File) -> Option<Holder> {
-    // The holder writes right after locking; give it a moment.
+/// The holder's record, once it names `pid`: the file keeps the previous
+/// holder's record after a release, so a record naming another pid is
+/// stale (a dead holder) or not yet overwritten (the holder writes right
+/// after locking; it gets a moment).
+fn read_holder(file: &mut File, pid: Option<u32>) -> Option<Holder> {
     for _ in 0..20 {
         let mut s = String::new();
         if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_string(&mut s).is_ok() {
-            if let Ok(h) = serde_json::from_str(s.trim()) {
-                return Some(h);
+            if let Ok(h) = serde_json::from_str::<Holder>(s.trim()) {
+                if pid.is_none_or(|p| p == h.pid) {
+                    return Some(h);
+                }
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
@@ -135,13 +144,46 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     None
 }
 
-/// Who holds the lock at `path`, if anyone (for `status`).
+/// The pid holding a `flock` on `file`, read from `/proc/locks`. Looking
+/// takes no lock, so a watcher (`watch webdock status`) can never make a
+/// taker's non-blocking attempt fail.
+fn flock_owner(file: &File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let m = file.metadata().ok()?;
+    let dev = m.dev();
+    let want = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        m.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    owner_in(&locks, &want)
+}
+
+/// `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF` → 1234 for `08:01:5678`.
+fn owner_in(proc_locks: &str, dev_ino: &str) -> Option<u32> {
+    proc_locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "->" marks a waiter, not a holder.
+        if f.len() >= 6 && f[1] == "FLOCK" && f[3] == "WRITE" && f[5] == dev_ino {
+            f[4].parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// Who holds the lock at `path`, if anyone (for `status`); never locks.
 pub fn holder(path: &Path) -> Option<Holder> {
     let mut file = File::open(path).ok()?;
-    if flock(&file, libc::LOCK_SH | libc::LOCK_NB).is_ok() {
-        return None; // nobody holds it exclusively
-    }
-    read_holder(&mut file)
+    let pid = flock_owner(&file)?;
+    Some(read_holder(&mut file, Some(pid)).unwrap_or(Holder {
+        pid,
+        command: "(unknown)".into(),
+        tag: None,
+        started: "-".into(),
+    }))
 }
 
 #[cfg(test)]
@@ -164,5 +206,29 @@ mod tests {
         drop(l);
         assert_eq!(holder(&p), None);
         Lock::try_acquire(&p, "project demo", &Holder::me("rollback", None)).unwrap();
+    }
+
+    #[test]
+    fn looking_at_a_lock_never_takes_it() {
+        // `watch webdock status` must not make a promote's attempt fail:
+        // while a reader looks, the lock stays free for a taker.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("deploy.lock");
+        let l = Lock::try_acquire(&p, "x", &Holder::me("promote", None)).unwrap();
+        drop(l);
+        let f = File::open(&p).unwrap();
+        assert_eq!(holder(&p), None);
+        assert_eq!(flock_owner(&f), None);
+        // a taker right after (and during) a look succeeds
+        let _l = Lock::try_acquire(&p, "x", &Holder::me("promote", None)).unwrap();
+        assert_eq!(flock_owner(&f), Some(std::process::id()));
+    }
+
+    #[test]
+    fn proc_locks_lines() {
+        let t = "1: FLOCK  ADVISORY  WRITE 4242 00:2e:1234 0 EOF\n2: FLOCK  ADVISORY  READ 7 00:2e:99 0 EOF\n3: -> FLOCK  ADVISORY  WRITE 8 00:2e:1234 0 EOF\n";
+        assert_eq!(owner_in(t, "00:2e:1234"), Some(4242));
+        assert_eq!(owner_in(t, "00:2e:99"), None);
+        assert_eq!(owner_in(t, "00:2e:5"), None);
     }
 }

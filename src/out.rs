@@ -1,23 +1,67 @@
-//! Where output goes: stdout is for data (an image id, a table, JSON lines
-//! with `--json`), stderr for progress and logs. Progress is a live line on a
-//! terminal and plain lines otherwise; `--json` turns progress into events
-//! with a documented shape (`docs/json.md`).
+//! Where output goes: stdout is for data (an image id, a table, JSON with
+//! `--json`), stderr for progress, notes and warnings. Every verb prints
+//! through [`Out`]; nothing else in `commands/` writes to the terminal.
+//!
+//! Progress is a live spinner on a terminal (indicatif), plain lines
+//! otherwise, and `{"event": …}` lines with `--json` (shape in
+//! `docs/json.md`). `NO_COLOR` removes colour only, not the live progress.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Out {
     pub json: bool,
+    /// stderr is a terminal: live progress.
     pub tty: bool,
+    /// colour on stderr (a terminal, and `NO_COLOR` unset).
+    pub color: bool,
+}
+
+/// The spinner of the step in progress (one at a time: steps are sequential
+/// within a command).
+static SPINNER: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn spinner() -> std::sync::MutexGuard<'static, Option<ProgressBar>> {
+    SPINNER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Out {
     pub fn new(json: bool) -> Out {
+        let tty = std::io::stderr().is_terminal();
         Out {
             json,
-            tty: std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            tty,
+            color: tty && std::env::var_os("NO_COLOR").is_none(),
+        }
+    }
+
+    /// Plain output for tests and pipes.
+    pub fn plain() -> Out {
+        Out {
+            json: false,
+            tty: false,
+            color: false,
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// A line on stderr that does not tear a live spinner.
+    fn line(&self, s: &str) {
+        match spinner().as_ref() {
+            Some(pb) => pb.println(s),
+            None => eprintln!("{s}"),
         }
     }
 
@@ -26,10 +70,39 @@ impl Out {
         if self.json {
             self.event("progress", json!({ "message": msg }));
         } else if self.tty {
-            eprintln!("\x1b[2m·\x1b[0m {msg}");
+            self.line(&format!("{} {msg}", self.paint("2", "·")));
         } else {
             eprintln!("{msg}");
         }
+    }
+
+    /// A note for people on stderr (the end of a command, what it did).
+    pub fn note(&self, msg: &str) {
+        if !self.json {
+            self.line(msg);
+        }
+    }
+
+    /// A warning on stderr, in every mode.
+    pub fn warn(&self, msg: &str) {
+        self.line(&format!("{} {msg}", self.paint("33", "warning:")));
+    }
+
+    /// A line of data on stdout.
+    pub fn data(&self, line: &str) {
+        let mut o = std::io::stdout().lock();
+        let _ = writeln!(o, "{line}");
+    }
+
+    /// One compact JSON document on stdout.
+    pub fn data_json(&self, v: &Value) {
+        self.data(&v.to_string());
+    }
+
+    /// One pretty-printed JSON document on stdout.
+    pub fn data_pretty(&self, v: &impl serde::Serialize) -> anyhow::Result<()> {
+        self.data(&serde_json::to_string_pretty(v)?);
+        Ok(())
     }
 
     /// A step boundary: `{"event":"step","step":..,"status":"start"|"done"|"failed",..}`.
@@ -40,26 +113,48 @@ impl Out {
                 m.extend(e);
             }
             self.event("step", v);
-        } else if status != "start" {
-            let detail = match &extra {
-                Value::Object(m) if !m.is_empty() => {
-                    let parts: Vec<String> = m
-                        .iter()
-                        .map(|(k, v)| match v {
-                            Value::String(s) => format!("{k}={s}"),
-                            v => format!("{k}={v}"),
-                        })
-                        .collect();
-                    format!(" ({})", parts.join(", "))
-                }
-                _ => String::new(),
-            };
-            let mark = if status == "done" { "✓" } else { "✗" };
+            return;
+        }
+        if status == "start" {
             if self.tty {
-                eprintln!("{mark} {step}{detail}");
-            } else {
-                eprintln!("{step}: {status}{detail}");
+                let pb = ProgressBar::new_spinner();
+                pb.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                pb.set_message(step.to_string());
+                pb.enable_steady_tick(Duration::from_millis(100));
+                if let Some(old) = spinner().replace(pb) {
+                    old.finish_and_clear();
+                }
             }
+            return;
+        }
+        if let Some(pb) = spinner().take() {
+            pb.finish_and_clear();
+        }
+        let detail = match &extra {
+            Value::Object(m) if !m.is_empty() => {
+                let parts: Vec<String> = m
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Value::String(s) => format!("{k}={s}"),
+                        v => format!("{k}={v}"),
+                    })
+                    .collect();
+                format!(" ({})", parts.join(", "))
+            }
+            _ => String::new(),
+        };
+        if self.tty {
+            let mark = if status == "done" {
+                self.paint("32", "✓")
+            } else {
+                self.paint("31", "✗")
+            };
+            eprintln!("{mark} {step}{detail}");
+        } else {
+            eprintln!("{step}: {status}{detail}");
         }
     }
 

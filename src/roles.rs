@@ -204,7 +204,7 @@ impl<'a> Specs<'a> {
                 );
                 binds.push(format!(
                     "{}:{SOCKET_MOUNT}",
-                    cfg.socket_dir().join(c.as_str()).display()
+                    cfg.layout().color_dir(*c).display()
                 ));
             }
             Role::Cron => {

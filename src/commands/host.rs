@@ -23,7 +23,7 @@ pub async fn logs(
     tail: &str,
 ) -> anyhow::Result<ExitCode> {
     let role = match (role, name) {
-        ("portal", None) => Role::Portal(proxy::live(cfg)?.ok_or_else(|| {
+        ("portal", None) => Role::Portal(proxy::live(&cfg.layout())?.ok_or_else(|| {
             Usage("no release is live yet; name a color: webdock logs portal blue".into())
         })?),
         ("portal", Some(c)) => Role::Portal(
@@ -56,7 +56,7 @@ pub async fn logs(
 }
 
 pub fn nginx_snippet(cfg: &Config) -> anyhow::Result<ExitCode> {
-    print!("{}", proxy::nginx_snippet(cfg));
+    print!("{}", proxy::nginx_snippet(&cfg.project, &cfg.layout()));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,8 +114,8 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         ),
     }
     for (what, dir) in [
-        ("socket directory", cfg.socket_dir()),
-        ("state directory", cfg.state_dir()),
+        ("socket directory", cfg.layout().socket_dir().to_path_buf()),
+        ("state directory", cfg.layout().state_dir().to_path_buf()),
     ] {
         match std::fs::metadata(&dir) {
             Ok(m) if m.is_dir() => {
@@ -138,9 +138,9 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
             ),
         }
     }
-    match proxy::live(cfg) {
+    match proxy::live(&cfg.layout()) {
         Ok(Some(c)) => {
-            let sock = proxy::socket_path(cfg, c);
+            let sock = cfg.layout().socket(c);
             match crate::health::probe_unix(
                 &sock,
                 &cfg.health.host,
@@ -167,7 +167,7 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         Ok(None) => r.ok("no release live yet"),
         Err(e) => r.problem(&e.to_string().replace('\n', " "), "webdock promote TAG"),
     }
-    let want = format!("{}/nginx.sock", proxy::live_link(cfg).display());
+    let want = cfg.layout().live_socket().display().to_string();
     match crate::proc::run("nginx", ["-T"], None, None) {
         Ok(conf) if conf.contains(&want) => {
             if conf.lines().any(|l| l.trim_start().starts_with("keepalive ") && !l.trim_start().starts_with("keepalive_")) {

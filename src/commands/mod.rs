@@ -66,3 +66,8 @@ pub async fn engine() -> anyhow::Result<crate::engine::Docker> {
         .await
         .context("connecting to Docker")
 }
+
+/// The fleet of one: the local engine with the config's paths.
+pub async fn local_host(cfg: &Config) -> anyhow::Result<crate::host::Host<crate::engine::Docker>> {
+    Ok(crate::host::Host::local(cfg, engine().await?))
+}

@@ -6,45 +6,47 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::deploy::{take_deploy_lock, Ctx};
+use crate::deploy::{take_deploy_lock, Deployer};
+use crate::history::Intent;
 use crate::names::Tag;
 use crate::out::Out;
+use crate::proxy;
 
 pub async fn promote(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCode> {
-    let engine = super::engine().await?;
+    let host = super::local_host(cfg).await?;
     // Bad input (env file, image, its labels) is refused before anything
     // is created; promote checks the image again under the lock.
-    let mut cx = Ctx::new(cfg, &engine, out)?;
-    cx.check_image(tag).await?;
-    crate::proxy::ensure_dirs(cfg)?;
-    crate::proxy::preflight(cfg)?;
+    let d = Deployer::new(cfg, &host, out)?;
+    d.check_image(tag).await?;
+    proxy::ensure_dirs(&host.layout)?;
+    proxy::preflight(&host.layout)?;
     let _lock = take_deploy_lock(cfg, "promote", Some(tag.as_str()))?;
     let t = Instant::now();
-    cx.promote(tag, "promote", false).await?;
-    done(out, "promote", tag, t);
+    d.promote(tag, Intent::Promote).await?;
+    done(out, Intent::Promote, tag, t);
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn rollback(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
-    let engine = super::engine().await?;
-    let mut cx = Ctx::new(cfg, &engine, out)?; // the env file, before any change
-    crate::proxy::ensure_dirs(cfg)?;
-    crate::proxy::preflight(cfg)?;
+    let host = super::local_host(cfg).await?;
+    let d = Deployer::new(cfg, &host, out)?; // the env file, before any change
+    proxy::ensure_dirs(&host.layout)?;
+    proxy::preflight(&host.layout)?;
     let _lock = take_deploy_lock(cfg, "rollback", None)?;
     let t = Instant::now();
-    let tag = cx.rollback().await?;
-    done(out, "rollback", &tag, t);
+    let tag = d.rollback().await?;
+    done(out, Intent::Rollback, &tag, t);
     Ok(ExitCode::SUCCESS)
 }
 
-fn done(out: Out, action: &str, tag: &Tag, t: Instant) {
+fn done(out: Out, intent: Intent, tag: &Tag, t: Instant) {
     let secs = t.elapsed().as_secs_f64();
     if out.json {
         out.event(
             "done",
-            json!({ "action": action, "tag": tag, "seconds": secs }),
+            json!({ "action": intent.as_str(), "tag": tag, "seconds": secs }),
         );
     } else {
-        eprintln!("{action}: {tag} is live ({secs:.2} s)");
+        out.note(&format!("{intent}: {tag} is live ({secs:.2} s)"));
     }
 }

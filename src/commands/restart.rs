@@ -1,9 +1,5 @@
-//! On-call verbs: `restart`, `stop` and `start` of one role.
-//!
-//! Djob and cron changes are stop-first and serialized per role by a lock
-//! that is refused at once (naming its holder) when another restart or a
-//! promote holds it. The portal restart is a promote of the live tag into
-//! the idle color, so it costs no failed request.
+//! `webdock restart`, `stop` and `start` of one role: parse, lock, call
+//! `deploy`'s on-call functions, print.
 
 use std::process::ExitCode;
 
@@ -12,12 +8,9 @@ use serde_json::json;
 
 use crate::cli::Target;
 use crate::config::Config;
-use crate::deploy::{role_lock_path, take_deploy_lock, Ctx};
-use crate::engine::Engine;
-use crate::lock::{Holder, Lock};
-use crate::names::Tag;
+use crate::deploy::{take_deploy_lock, Deployer, WorkerChange};
 use crate::out::Out;
-use crate::roles::{Role, LABEL_TAG};
+use crate::roles::Role;
 use crate::Usage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,18 +20,8 @@ pub enum Verb {
     Start,
 }
 
-impl Verb {
-    fn as_str(self) -> &'static str {
-        match self {
-            Verb::Restart => "restart",
-            Verb::Stop => "stop",
-            Verb::Start => "start",
-        }
-    }
-}
-
-fn role_of(cfg: &Config, t: &Target) -> anyhow::Result<Role> {
-    Ok(match t {
+fn role_of(cfg: &Config, t: &Target) -> anyhow::Result<Option<Role>> {
+    Ok(Some(match t {
         Target::Djob { name } => {
             if cfg.djob(name).is_none() {
                 let known: Vec<&str> = cfg.djobs.iter().map(|d| d.name.as_str()).collect();
@@ -60,73 +43,32 @@ fn role_of(cfg: &Config, t: &Target) -> anyhow::Result<Role> {
             }
             Role::Cron
         }
-        Target::Portal => Role::Portal(crate::roles::Color::Blue),
-    })
+        Target::Portal => return Ok(None),
+    }))
 }
 
 pub async fn run(cfg: &Config, verb: Verb, target: &Target, out: Out) -> anyhow::Result<ExitCode> {
     let role = role_of(cfg, target)?;
-    let engine = super::engine().await?;
-    let cx = Ctx::new(cfg, &engine, out)?; // the env file, before any change
-    crate::proxy::ensure_dirs(cfg)?;
-    if let Role::Portal(_) = role {
-        if verb != Verb::Restart {
-            bail!(Usage("the portal is started and stopped by promote and rollback\nhint: webdock restart portal".into()));
-        }
-        return restart_portal(cfg, &engine, out).await;
+    if role.is_none() && verb != Verb::Restart {
+        bail!(Usage("the portal is started and stopped by promote and rollback\nhint: webdock restart portal".into()));
     }
-    let _lock = Lock::try_acquire(
-        &role_lock_path(cfg, &role),
-        &role.describe(),
-        &Holder::me(verb.as_str(), None),
-    )?;
-    let name = role.container_name(&cfg.project);
-    let current = engine.inspect_container(&name).await?;
-    match verb {
-        Verb::Stop => {
-            let Some(c) = current else {
-                bail!("{} has no container {name} to stop", role.describe());
-            };
-            let grace = cx
-                .specs
-                .spec(&role, &Tag::parse("x").expect("valid"))
-                .stop_timeout;
-            let t = std::time::Instant::now();
-            // Stopped on purpose: it must stay stopped across an engine restart.
-            engine.set_restart(&name, false).await?;
-            engine.stop_container(&name, grace).await?;
-            report(out, &role, "stopped", Some(&c.id), None, t.elapsed());
-        }
-        Verb::Restart | Verb::Start => {
-            // Same tag again on restart; the live tag when there is no container.
-            let tag = match current.as_ref().and_then(|c| c.label(LABEL_TAG)) {
-                Some(t) => t.to_string(),
-                None => live_tag(cfg, &engine).await?,
-            };
-            let tag =
-                Tag::parse(&tag).map_err(|e| anyhow::anyhow!("bad tag label {tag:?}: {e}"))?;
-            if let (Verb::Start, Some(c)) = (verb, current.as_ref().filter(|c| c.running)) {
-                report(
-                    out,
-                    &role,
-                    "already running",
-                    Some(&c.id),
-                    None,
-                    std::time::Duration::ZERO,
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            let r = cx.replace(&role, &tag).await?;
-            report(
-                out,
-                &role,
-                "replaced",
-                r.old.as_deref(),
-                Some(&r.new),
-                r.down,
-            );
-        }
-    }
+    let host = super::local_host(cfg).await?;
+    let d = Deployer::new(cfg, &host, out)?; // the env file, before any change
+    crate::proxy::ensure_dirs(&host.layout)?;
+    let Some(role) = role else {
+        let _lock = take_deploy_lock(cfg, "restart portal", None)?;
+        let tag = d.restart_portal().await?;
+        out.note(&format!(
+            "portal restarted on {tag} in the idle color, then flipped"
+        ));
+        return Ok(ExitCode::SUCCESS);
+    };
+    let change = match verb {
+        Verb::Stop => d.stop_worker(&role).await?,
+        Verb::Start => d.start_worker(&role, false).await?,
+        Verb::Restart => d.start_worker(&role, true).await?,
+    };
+    report(out, &role, &change);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -134,64 +76,27 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-fn report(
-    out: Out,
-    role: &Role,
-    what: &str,
-    old: Option<&str>,
-    new: Option<&str>,
-    down: std::time::Duration,
-) {
-    if out.json {
-        println!(
-            "{}",
-            json!({ "role": role.describe(), "action": what, "old": old, "new": new, "down_ms": down.as_millis() })
-        );
-    } else {
-        let old = old.map(short).unwrap_or("(none)");
-        match new {
-            Some(n) => println!(
-                "{}: {old} → {}, down {:.2} s",
-                role.describe(),
-                short(n),
-                down.as_secs_f64()
-            ),
-            None if what == "stopped" => println!(
-                "{}: {old} stopped in {:.2} s",
-                role.describe(),
-                down.as_secs_f64()
-            ),
-            None => println!("{}: {old} {what}", role.describe()),
-        }
-    }
-}
-
-async fn live_tag(cfg: &Config, engine: &impl Engine) -> anyhow::Result<String> {
-    let live = crate::proxy::live(cfg)?;
-    let Some(color) = live else {
-        bail!(Usage(
-            "no release is live yet\nhint: webdock promote TAG".into()
-        ));
+fn report(out: Out, role: &Role, change: &WorkerChange) {
+    let who = role.describe();
+    let (action, old, new, down) = match change {
+        WorkerChange::Stopped { old, took } => ("stopped", Some(old.as_str()), None, *took),
+        WorkerChange::AlreadyRunning { id } => (
+            "already running",
+            Some(id.as_str()),
+            None,
+            Default::default(),
+        ),
+        WorkerChange::Replaced(r) => ("replaced", r.old.as_deref(), Some(r.new.as_str()), r.down),
     };
-    let c = engine
-        .inspect_container(&Role::Portal(color).container_name(&cfg.project))
-        .await?;
-    c.and_then(|c| c.label(LABEL_TAG).map(str::to_owned))
-        .ok_or_else(|| {
-            anyhow::anyhow!("the live color {color} has no portal container\nhint: webdock status")
-        })
-}
-
-async fn restart_portal(
-    cfg: &Config,
-    engine: &crate::engine::Docker,
-    out: Out,
-) -> anyhow::Result<ExitCode> {
-    let tag = Tag::parse(&live_tag(cfg, engine).await?)?;
-    crate::proxy::preflight(cfg)?;
-    let _lock = take_deploy_lock(cfg, "restart portal", Some(tag.as_str()))?;
-    let mut cx = Ctx::new(cfg, engine, out)?;
-    cx.promote(&tag, "restart-portal", true).await?;
-    eprintln!("portal restarted on {tag} in the idle color, then flipped");
-    Ok(ExitCode::SUCCESS)
+    if out.json {
+        out.data_json(&json!({ "role": who, "action": action, "old": old, "new": new, "down_ms": down.as_millis() }));
+        return;
+    }
+    let old = old.map(short).unwrap_or("(none)");
+    let secs = down.as_secs_f64();
+    out.data(&match change {
+        WorkerChange::Replaced(r) => format!("{who}: {old} → {}, down {secs:.2} s", short(&r.new)),
+        WorkerChange::Stopped { .. } => format!("{who}: {old} stopped in {secs:.2} s"),
+        WorkerChange::AlreadyRunning { .. } => format!("{who}: {old} {action}"),
+    });
 }

@@ -64,6 +64,11 @@ impl Fake {
             },
             started_at: None,
             restart_count: 0,
+            image_id: format!(
+                "sha256:{}",
+                spec.labels.get("webdock.tag").cloned().unwrap_or_default()
+            ),
+            stop_timeout: Some(spec.stop_timeout),
         }
     }
 }
@@ -185,5 +190,46 @@ impl Engine for Fake {
     }
     async fn logs_tail(&self, name: &str, _lines: usize) -> Result<String> {
         Ok(format!("logs of {name}\n"))
+    }
+}
+
+/// A borrowed engine is an engine: tests give several hosts (or configs)
+/// one fake and read its calls afterwards.
+impl<T: Engine> Engine for &T {
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
+        (**self).inspect_image(reference).await
+    }
+    async fn list_images(&self, repository: &str) -> Result<Vec<ImageInfo>> {
+        (**self).list_images(repository).await
+    }
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        (**self).remove_image(reference).await
+    }
+    async fn list_containers(&self, project: &str) -> Result<Vec<ContainerInfo>> {
+        (**self).list_containers(project).await
+    }
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>> {
+        (**self).inspect_container(name).await
+    }
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
+        (**self).create_container(spec).await
+    }
+    async fn start_container(&self, name: &str) -> Result<()> {
+        (**self).start_container(name).await
+    }
+    async fn stop_container(&self, name: &str, grace: Duration) -> Result<()> {
+        (**self).stop_container(name, grace).await
+    }
+    async fn set_restart(&self, name: &str, always: bool) -> Result<()> {
+        (**self).set_restart(name, always).await
+    }
+    async fn remove_container(&self, name: &str) -> Result<()> {
+        (**self).remove_container(name).await
+    }
+    async fn wait_container(&self, name: &str, deadline: Duration) -> Result<i64> {
+        (**self).wait_container(name, deadline).await
+    }
+    async fn logs_tail(&self, name: &str, lines: usize) -> Result<String> {
+        (**self).logs_tail(name, lines).await
     }
 }

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use super::fake::Fake;
 use super::*;
+use crate::history::Intent;
+use crate::host::Host;
 
 fn cfg(root: &Path) -> Config {
     let text = format!(
@@ -29,10 +31,7 @@ settle = "1ms"
 }
 
 fn out() -> Out {
-    Out {
-        json: false,
-        tty: false,
-    }
+    Out::plain()
 }
 
 fn pos(calls: &[String], what: &str) -> usize {
@@ -55,18 +54,19 @@ async fn first_promote_runs_release_then_portal_then_flip_then_workers() {
     let c = cfg(d.path());
     let f = Fake::default();
     f.image("app", "1.0.0", "billing");
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
-    cx.promote(&Tag::parse("1.0.0").unwrap(), "promote", false)
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
+    cx.promote(&Tag::parse("1.0.0").unwrap(), Intent::Promote)
         .await
         .unwrap();
     let calls = f.calls();
     assert!(pos(&calls, "start demo-release-1.0.0") < pos(&calls, "create demo-portal-blue"));
     assert!(pos(&calls, "remove demo-release-1.0.0") < pos(&calls, "create demo-portal-blue"));
     assert!(pos(&calls, "start demo-portal-blue") < pos(&calls, "create demo-djob-billing"));
-    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Blue));
-    let (h, _) = history::read(&history::path(&c.state_dir())).unwrap();
+    assert_eq!(proxy::live(&c.layout()).unwrap(), Some(Color::Blue));
+    let (h, _) = history::read(&c.layout().history()).unwrap();
     assert_eq!(h.len(), 1);
-    assert_eq!(h[0].outcome, "ok");
+    assert_eq!(h[0].outcome, crate::history::Outcome::Ok);
     assert!(h[0].steps.iter().any(|(s, _)| s == "flip"));
 }
 
@@ -77,11 +77,12 @@ async fn second_promote_replaces_workers_stop_first_and_keeps_old_color_warm() {
     let f = Fake::default();
     f.image("app", "1", "billing");
     f.image("app", "2", "billing");
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
-    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap();
-    cx.promote(&Tag::parse("2").unwrap(), "promote", false)
+    cx.promote(&Tag::parse("2").unwrap(), Intent::Promote)
         .await
         .unwrap();
     let calls = f.calls();
@@ -94,7 +95,7 @@ async fn second_promote_replaces_workers_stop_first_and_keeps_old_color_warm() {
             "{name}: stop {stop}, remove {remove}, create {create}"
         );
     }
-    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Green));
+    assert_eq!(proxy::live(&c.layout()).unwrap(), Some(Color::Green));
     let cs = f.containers.lock().unwrap();
     assert!(
         cs["demo-portal-blue"].1,
@@ -112,20 +113,21 @@ async fn failed_health_leaves_traffic_and_removes_the_new_container() {
     let f = Fake::default();
     f.image("app", "1", "billing");
     f.image("app", "2", "billing");
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
-    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap();
     *f.health_release.lock().unwrap() = Some("1".into()); // the new color answers as the old release
     let e = cx
-        .promote(&Tag::parse("2").unwrap(), "promote", false)
+        .promote(&Tag::parse("2").unwrap(), Intent::Promote)
         .await
         .unwrap_err();
     assert!(
         format!("{e:#}").contains("failed its health check"),
         "{e:#}"
     );
-    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Blue));
+    assert_eq!(proxy::live(&c.layout()).unwrap(), Some(Color::Blue));
     assert!(!f
         .containers
         .lock()
@@ -144,9 +146,10 @@ async fn failed_release_changes_nothing() {
     let f = Fake::default();
     f.image("app", "1", "billing");
     *f.release_exit.lock().unwrap() = 3;
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
     let e = cx
-        .promote(&Tag::parse("1").unwrap(), "promote", false)
+        .promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("exited with 3"), "{e:#}");
@@ -154,7 +157,7 @@ async fn failed_release_changes_nothing() {
         .calls()
         .iter()
         .any(|c| c.contains("portal") || c.contains("djob")));
-    assert_eq!(proxy::live(&c).unwrap(), None);
+    assert_eq!(proxy::live(&c.layout()).unwrap(), None);
 }
 
 #[tokio::test]
@@ -163,14 +166,15 @@ async fn mislabelled_or_missing_image_is_refused_before_any_change() {
     let c = cfg(d.path());
     let f = Fake::default();
     f.image("app", "1", "");
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
     let e = cx
-        .promote(&Tag::parse("1").unwrap(), "promote", false)
+        .promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("no djob \"billing\""), "{e}");
     let e = cx
-        .promote(&Tag::parse("9").unwrap(), "promote", false)
+        .promote(&Tag::parse("9").unwrap(), Intent::Promote)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("app:9 not found"), "{e}");
@@ -182,7 +186,7 @@ async fn mislabelled_or_missing_image_is_refused_before_any_change() {
         .labels
         .insert("webdock.tag".into(), "7".into());
     let e = cx
-        .promote(&Tag::parse("1").unwrap(), "promote", false)
+        .promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("mislabelled"), "{e}");
@@ -196,17 +200,18 @@ async fn rollback_flips_to_the_warm_color_without_starting_a_portal() {
     let f = Fake::default();
     f.image("app", "1", "billing");
     f.image("app", "2", "billing");
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
-    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap();
-    cx.promote(&Tag::parse("2").unwrap(), "promote", false)
+    cx.promote(&Tag::parse("2").unwrap(), Intent::Promote)
         .await
         .unwrap();
     let before = f.calls().len();
     let tag = cx.rollback().await.unwrap();
     assert_eq!(tag.as_str(), "1");
-    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Blue));
+    assert_eq!(proxy::live(&c.layout()).unwrap(), Some(Color::Blue));
     let after = &f.calls()[before..];
     assert!(!after.iter().any(|c| c.contains("portal")), "{after:?}");
     assert_eq!(
@@ -221,14 +226,15 @@ async fn promote_after_a_crash_past_the_flip_only_finishes_the_workers() {
     let c = cfg(d.path());
     let f = Fake::default();
     f.image("app", "1", "billing");
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
-    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap();
     // crash after the flip: the djob is gone
     f.containers.lock().unwrap().remove("demo-djob-billing");
     let before = f.calls().len();
-    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+    cx.promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap();
     let after = &f.calls()[before..];
@@ -248,8 +254,9 @@ async fn a_djob_dropped_from_the_config_is_removed_by_the_next_promote() {
     let f = Fake::default();
     f.image("app", "1", "billing");
     f.image("app", "2", "billing");
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
-    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap();
     assert!(f
@@ -260,8 +267,9 @@ async fn a_djob_dropped_from_the_config_is_removed_by_the_next_promote() {
     let mut c2 = c.clone();
     c2.djobs.clear();
     c2.cron.enabled = false;
-    let mut cx = Ctx::new(&c2, &f, out()).unwrap();
-    cx.promote(&Tag::parse("2").unwrap(), "promote", false)
+    let h = Host::local(&c2, &f);
+    let cx = Deployer::new(&c2, &h, out()).unwrap();
+    cx.promote(&Tag::parse("2").unwrap(), Intent::Promote)
         .await
         .unwrap();
     let cs = f.containers.lock().unwrap();
@@ -275,12 +283,13 @@ async fn restart_portal_touches_neither_release_nor_workers() {
     let c = cfg(d.path());
     let f = Fake::default();
     f.image("app", "1", "billing");
-    let mut cx = Ctx::new(&c, &f, out()).unwrap();
-    cx.promote(&Tag::parse("1").unwrap(), "promote", false)
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
+    cx.promote(&Tag::parse("1").unwrap(), Intent::Promote)
         .await
         .unwrap();
     let before = f.calls().len();
-    cx.promote(&Tag::parse("1").unwrap(), "restart-portal", true)
+    cx.promote(&Tag::parse("1").unwrap(), Intent::RestartPortal)
         .await
         .unwrap();
     let after = &f.calls()[before..];
@@ -294,5 +303,5 @@ async fn restart_portal_touches_neither_release_nor_workers() {
             .any(|c| c.contains("release") || c.contains("djob") || c.contains("cron")),
         "{after:?}"
     );
-    assert_eq!(proxy::live(&c).unwrap(), Some(Color::Green));
+    assert_eq!(proxy::live(&c.layout()).unwrap(), Some(Color::Green));
 }

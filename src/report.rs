@@ -1,0 +1,162 @@
+//! What `status` shows: a typed report of one host, gathered once and
+//! rendered twice (the table and `--json`, shape in docs/json.md).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::clock::age_secs;
+use crate::config::Config;
+use crate::engine::{ContainerInfo, Engine};
+use crate::health;
+use crate::history::{self, Entry};
+use crate::host::Host;
+use crate::lock::Holder;
+use crate::plan::{self, Observed};
+use crate::roles::{Color, LABEL_TAG};
+
+/// One role's container, or its absence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub tag: Option<String>,
+    pub state: String,
+    pub running: bool,
+    pub uptime_s: Option<i64>,
+    pub restarts: i64,
+}
+
+impl Row {
+    fn of(c: Option<&ContainerInfo>) -> Row {
+        match c {
+            None => Row {
+                container: None,
+                id: None,
+                tag: None,
+                state: "absent".into(),
+                running: false,
+                uptime_s: None,
+                restarts: 0,
+            },
+            Some(c) => Row {
+                container: Some(c.name.clone()),
+                id: Some(c.id[..c.id.len().min(12)].to_string()),
+                tag: c.label(LABEL_TAG).map(str::to_owned),
+                state: c.state.clone(),
+                running: c.running,
+                uptime_s: if c.running {
+                    c.started_at.as_deref().and_then(age_secs)
+                } else {
+                    None
+                },
+                restarts: c.restart_count,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortalRow {
+    pub color: Color,
+    pub live: bool,
+    /// `None` when not running (nothing to probe).
+    pub healthy: Option<bool>,
+    #[serde(flatten)]
+    pub row: Row,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DjobRow {
+    pub name: String,
+    #[serde(flatten)]
+    pub row: Row,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Live {
+    pub color: Color,
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub project: String,
+    pub live: Option<Live>,
+    pub portals: Vec<PortalRow>,
+    pub cron: Option<Row>,
+    pub djobs: Vec<DjobRow>,
+    pub lock: Option<Holder>,
+    /// The newest deploys first.
+    pub history: Vec<Entry>,
+    pub warnings: Vec<String>,
+}
+
+/// Looks at the host; never takes a lock and never changes anything.
+pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<StatusReport> {
+    let containers = host.engine.list_containers(&cfg.project).await?;
+    let (live, link_problem) = match host.live() {
+        Ok(l) => (l, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let obs = Observed::new(containers, live);
+    let mut portals = Vec::new();
+    for color in [Color::Blue, Color::Green] {
+        let c = obs.portal(color);
+        let healthy = match c {
+            Some(c) if c.running => {
+                let tag = c.label(LABEL_TAG).unwrap_or_default();
+                let a = health::probe_unix(
+                    &host.layout.socket(color),
+                    &cfg.health.host,
+                    &cfg.health.path,
+                    Duration::from_secs(2),
+                )
+                .await;
+                Some(a.is_ok_and(|a| a.names(tag)))
+            }
+            _ => None,
+        };
+        portals.push(PortalRow {
+            color,
+            live: live == Some(color),
+            healthy,
+            row: Row::of(c),
+        });
+    }
+    let djobs = cfg
+        .djobs
+        .iter()
+        .map(|d| DjobRow {
+            name: d.name.clone(),
+            row: Row::of(obs.djob(&d.name)),
+        })
+        .collect();
+    let hist_path = host.layout.history();
+    let (entries, torn) = history::read(&hist_path).unwrap_or_default();
+    let names: Vec<String> = cfg.djobs.iter().map(|d| d.name.clone()).collect();
+    let mut warnings = plan::warnings(&obs, &names, cfg.cron.enabled, &cfg.image);
+    if let Some(p) = link_problem {
+        warnings.insert(0, p);
+    }
+    if torn > 0 {
+        warnings.push(format!(
+            "{torn} unreadable line(s) in {}",
+            hist_path.display()
+        ));
+    }
+    Ok(StatusReport {
+        project: cfg.project.clone(),
+        live: live.map(|color| Live {
+            color,
+            tag: obs.live_tag().map(str::to_owned),
+        }),
+        portals,
+        cron: cfg.cron.enabled.then(|| Row::of(obs.cron())),
+        djobs,
+        lock: crate::lock::holder(&host.layout.deploy_lock()),
+        history: entries.into_iter().rev().take(5).collect(),
+        warnings,
+    })
+}
