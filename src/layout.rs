@@ -13,6 +13,8 @@ use crate::roles::{Color, Role, SOCKET_FILE};
 pub struct Layout {
     socket_dir: PathBuf,
     state_dir: PathBuf,
+    links_dir: PathBuf,
+    project: String,
 }
 
 impl Layout {
@@ -20,7 +22,17 @@ impl Layout {
         Layout {
             socket_dir: socket_root.join(project),
             state_dir: state_root.join(project),
+            // `.` is not allowed in a project name: no project's state
+            // directory can collide with it.
+            links_dir: state_root.join("live.d"),
+            project: project.to_string(),
         }
+    }
+
+    /// `/var/lib/webdock/live.d`: one live link per project, on disk that
+    /// survives a reboot (0755: the host nginx traverses it).
+    pub fn links_dir(&self) -> &Path {
+        &self.links_dir
     }
 
     /// `/run/webdock/<project>`: holds `blue/`, `green/` and the `live` link.
@@ -33,14 +45,26 @@ impl Layout {
         &self.state_dir
     }
 
-    /// The symlink the host nginx resolves on every connect.
+    /// The symlink the host nginx resolves on every connect:
+    /// `<state_root>/live.d/<project>` → `<socket_root>/<project>/<color>`.
+    /// It lives beside the state, not in the socket root (often tmpfs):
+    /// after a reboot the engine restarts the portals, their socket
+    /// directories come back at the same paths, and the link still points
+    /// at the color that was live.
     pub fn live_link(&self) -> PathBuf {
-        self.socket_dir.join("live")
+        self.links_dir.join(&self.project)
     }
 
-    /// Where a flip builds the new link before renaming it over `live`.
+    /// Where a flip builds the new link before renaming it over the live one.
     pub fn live_tmp(&self) -> PathBuf {
-        self.socket_dir.join("live.tmp")
+        self.links_dir.join(format!(".{}.tmp", self.project))
+    }
+
+    /// Where versions before 0.2 kept the link (`<socket_dir>/live`, a
+    /// relative link to `blue` or `green`): kept in step while it exists, so
+    /// a host nginx still including the old snippet keeps working.
+    pub fn legacy_live_link(&self) -> PathBuf {
+        self.socket_dir.join("live")
     }
 
     /// The socket path the host nginx proxies to.
@@ -73,12 +97,6 @@ impl Layout {
         self.state_dir.join("history.jsonl")
     }
 
-    /// The color last made live, kept on disk that survives a reboot (the
-    /// socket directory is often tmpfs): the link is rebuilt from it.
-    pub fn live_record(&self) -> PathBuf {
-        self.state_dir.join("live")
-    }
-
     /// Scratch files of the preflight write and link checks.
     pub fn write_check(&self) -> PathBuf {
         self.state_dir.join(".webdock-write-check")
@@ -102,7 +120,7 @@ mod tests {
         );
         assert_eq!(
             l.live_socket(),
-            Path::new("/run/webdock/shop/live/nginx.sock")
+            Path::new("/var/lib/webdock/live.d/shop/nginx.sock")
         );
         assert_eq!(
             l.socket(Color::Green),

@@ -225,6 +225,31 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_in_a_tight_loop_never_fails_a_taker() {
+        // Regression (issue 16 item 8): `status` took the lock shared for
+        // an instant, and a promote's non-blocking attempt in that instant
+        // was refused.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("deploy.lock");
+        drop(Lock::try_acquire(&p, "x", &Holder::me("promote", None)).unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (p, stop) = (p.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = holder(&p);
+                }
+            })
+        };
+        let refused = (0..3000)
+            .filter(|_| Lock::try_acquire(&p, "x", &Holder::me("promote", None)).is_err())
+            .count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap();
+        assert_eq!(refused, 0, "takers refused while a reader looked");
+    }
+
+    #[test]
     fn proc_locks_lines() {
         let t = "1: FLOCK  ADVISORY  WRITE 4242 00:2e:1234 0 EOF\n2: FLOCK  ADVISORY  READ 7 00:2e:99 0 EOF\n3: -> FLOCK  ADVISORY  WRITE 8 00:2e:1234 0 EOF\n";
         assert_eq!(owner_in(t, "00:2e:1234"), Some(4242));

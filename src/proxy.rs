@@ -1,9 +1,11 @@
 //! The live link and the host nginx.
 //!
-//! The host nginx proxies to `<socket_dir>/live/nginx.sock`, where `live` is
-//! a symlink to `blue` or `green`. A flip is `symlink(color, live.tmp)`,
-//! `rename(live.tmp, live)` and an fsync of the directory: one atomic
-//! syscall, no nginx reload. The kernel resolves the path on every
+//! The host nginx proxies to `<state_root>/live.d/<project>/nginx.sock`,
+//! where the link `<project>` points at the color directory
+//! `<socket_root>/<project>/blue` or `green`. A flip is `symlink` to a temp
+//! name, `rename` over the link and an fsync of the directory: one atomic
+//! syscall, no nginx reload. The link sits beside the state, not in the
+//! socket root, so a reboot that empties a tmpfs `/run` cannot lose it. The kernel resolves the path on every
 //! `connect()`, so new upstream connections reach the new color at once and
 //! requests in flight finish on the old one. The snippet turns upstream
 //! keep-alive off (HTTP/1.0 + `Connection: close` to the upstream), so no
@@ -36,12 +38,11 @@ fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Pr
     }
 }
 
-/// Creates the socket directories and the state directory. Every directory
-/// on the way to a socket gets its mode set explicitly (0755: the host nginx
-/// must traverse them; nginx makes the socket itself 0666), whatever the
-/// umask: under umask 077 `create_dir_all` would make them 0700. The state
-/// directory is 0700. A live link lost with a tmpfs socket root (a reboot)
-/// is put back from the live record.
+/// Creates the socket directories, the links directory and the state
+/// directory. Every directory on the way to a socket or the live link gets
+/// its mode set explicitly (0755: the host nginx must traverse them; nginx
+/// makes the socket itself 0666), whatever the umask: under umask 077
+/// `create_dir_all` would make them 0700. The state directory is 0700.
 pub fn ensure_dirs(l: &Layout) -> Result<(), ProxyError> {
     let sock = l.socket_dir();
     if let Some(root) = sock.parent() {
@@ -51,23 +52,33 @@ pub fn ensure_dirs(l: &Layout) -> Result<(), ProxyError> {
     for c in [Color::Blue, Color::Green] {
         make_dir(&l.color_dir(c), 0o755, true)?;
     }
+    if let Some(root) = l.links_dir().parent() {
+        make_dir(root, 0o755, false)?;
+    }
+    make_dir(l.links_dir(), 0o755, true)?;
     make_dir(l.state_dir(), 0o700, true)?;
-    restore_live(l)?;
     Ok(())
 }
 
 /// Creates `dir` (and its parents) and sets `mode` on it when it is ours to
-/// set: always when `own` (a project directory), else only if we created it
-/// or it is ours and not traversable (a shared root such as /run/webdock).
+/// set: a project directory (`own`) or a shared root we just made or own
+/// but that others cannot traverse. A directory that already lets the host
+/// nginx through is left alone whoever owns it: after a reboot dockerd
+/// recreates the socket directories as root, and a non-root webdock must
+/// still work.
 fn make_dir(dir: &Path, mode: u32, own: bool) -> Result<(), ProxyError> {
     use std::os::unix::fs::MetadataExt;
     let existed = dir.is_dir();
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     let m = std::fs::metadata(dir).map_err(io("stat", dir))?;
     let current = m.permissions().mode() & 0o777;
-    let mine = m.uid() == unsafe { libc::geteuid() };
-    let fix = own || !existed || (mine && current & 0o005 != 0o005);
-    if fix && current != mode {
+    if current == mode {
+        return Ok(());
+    }
+    let mine = m.uid() == unsafe { libc::geteuid() } || unsafe { libc::geteuid() } == 0;
+    let traversable = current & 0o005 == 0o005;
+    let fix = !existed || (mine && (own || !traversable));
+    if fix {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
             .map_err(io("chmod", dir))?;
     }
@@ -75,7 +86,7 @@ fn make_dir(dir: &Path, mode: u32, own: bool) -> Result<(), ProxyError> {
 }
 
 /// Proves that the state directory takes a write (a lock holder, a history
-/// line) and the socket directory a new link, before a promote changes
+/// line) and the links directory a new link, before a promote changes
 /// anything: a read-only or full disk is refused up front, not half-way.
 pub fn preflight(l: &Layout) -> Result<(), ProxyError> {
     use std::io::Write;
@@ -91,19 +102,23 @@ pub fn preflight(l: &Layout) -> Result<(), ProxyError> {
     let _ = std::fs::remove_file(&link);
     let r = symlink("blue", &link);
     let _ = std::fs::remove_file(&link);
-    r.map_err(io("make a link in", l.socket_dir()))?;
+    r.map_err(io("make a link in", l.links_dir()))?;
     Ok(())
 }
 
-/// The color the live link points at, if there is a link.
+/// The color the live link points at, if there is a link: an absolute
+/// link to one of this project's color directories (or, from an older
+/// version, a relative `blue`/`green`).
 pub fn live(l: &Layout) -> Result<Option<Color>, ProxyError> {
     let link = l.live_link();
     match std::fs::read_link(&link) {
         Ok(t) => {
-            let t = t.to_string_lossy().into_owned();
-            Color::parse(&t).map(Some).ok_or(ProxyError::BadLink {
+            let color = [Color::Blue, Color::Green]
+                .into_iter()
+                .find(|c| t == l.color_dir(*c) || t == Path::new(c.as_str()));
+            color.map(Some).ok_or(ProxyError::BadLink {
                 path: link,
-                target: t,
+                target: t.to_string_lossy().into_owned(),
             })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -111,68 +126,31 @@ pub fn live(l: &Layout) -> Result<Option<Color>, ProxyError> {
     }
 }
 
-/// The color last flipped to, from the record in the state directory.
-pub fn recorded_live(l: &Layout) -> Option<Color> {
-    let text = std::fs::read_to_string(l.live_record()).ok()?;
-    Color::parse(text.trim())
-}
-
-/// Puts back a live link that vanished while its record survived: a reboot
-/// empties a tmpfs socket root under containers that the engine restarts.
-/// Returns the color restored, if any.
-pub fn restore_live(l: &Layout) -> Result<Option<Color>, ProxyError> {
-    if live(l)?.is_some() || l.live_link().symlink_metadata().is_ok() {
-        return Ok(None);
-    }
-    let Some(c) = recorded_live(l) else {
-        return Ok(None);
-    };
-    link_to(l, c)?;
-    tracing::warn!(
-        "the live link {} was missing (a reboot with the socket root on tmpfs?); restored it to {c} from {}",
-        l.live_link().display(),
-        l.live_record().display()
-    );
-    Ok(Some(c))
-}
-
-/// Points the live link at `to`, atomically and durably, and records it.
+/// Points the live link at `to`, atomically and durably: `symlink` to a
+/// temp name, `rename` over the link, fsync of the directory.
 pub fn flip(l: &Layout, to: Color) -> Result<(), ProxyError> {
-    link_to(l, to)?;
-    record_live(l, to)
+    swap_link(&l.live_tmp(), &l.live_link(), &l.color_dir(to))?;
+    let legacy = l.legacy_live_link();
+    if legacy.symlink_metadata().is_ok() {
+        let tmp = l.socket_dir().join("live.tmp");
+        swap_link(&tmp, &legacy, Path::new(to.as_str()))?;
+    }
+    Ok(())
 }
 
-fn link_to(l: &Layout, to: Color) -> Result<(), ProxyError> {
-    let dir = l.socket_dir();
-    let tmp = l.live_tmp();
-    match std::fs::remove_file(&tmp) {
+fn swap_link(tmp: &Path, link: &Path, target: &Path) -> Result<(), ProxyError> {
+    match std::fs::remove_file(tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("remove", &tmp)(e)),
+        Err(e) => return Err(io("remove", tmp)(e)),
     }
-    symlink(to.as_str(), &tmp).map_err(io("symlink", &tmp))?;
-    let link = l.live_link();
-    std::fs::rename(&tmp, &link).map_err(io("rename onto", &link))?;
+    symlink(target, tmp).map_err(io("symlink", tmp))?;
+    std::fs::rename(tmp, link).map_err(io("rename onto", link))?;
+    let dir = link.parent().unwrap_or(Path::new("/"));
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("fsync", dir))?;
     Ok(())
-}
-
-/// The record is written after the link: a crash in between leaves an older
-/// record, which only matters if the link is then lost too.
-fn record_live(l: &Layout, c: Color) -> Result<(), ProxyError> {
-    use std::io::Write;
-    let path = l.live_record();
-    let tmp = path.with_extension("tmp");
-    let r = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(c.as_str().as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        File::open(l.state_dir())?.sync_all()
-    })();
-    r.map_err(io("record the live color in", &path))
 }
 
 /// The block the host nginx includes inside its `server { }`.
@@ -219,13 +197,33 @@ mod tests {
         assert_eq!(live(&c).unwrap(), Some(Color::Blue));
         // a leftover temp link from a crash is no obstacle
         symlink("junk", c.live_tmp()).unwrap();
+        assert_eq!(
+            std::fs::read_link(c.live_link()).unwrap(),
+            c.color_dir(Color::Blue)
+        );
         flip(&c, Color::Green).unwrap();
         assert_eq!(live(&c).unwrap(), Some(Color::Green));
         assert_eq!(
             std::fs::read_link(c.live_link()).unwrap(),
-            PathBuf::from("green")
+            c.color_dir(Color::Green)
         );
-        assert!(!c.live_tmp().exists());
+        assert!(c.live_tmp().symlink_metadata().is_err());
+    }
+
+    #[test]
+    fn a_link_from_an_older_version_is_read_and_kept_in_step() {
+        let d = tempfile::tempdir().unwrap();
+        let c = cfg(d.path());
+        ensure_dirs(&c).unwrap();
+        symlink("blue", c.legacy_live_link()).unwrap();
+        symlink("blue", c.live_link()).unwrap();
+        assert_eq!(live(&c).unwrap(), Some(Color::Blue));
+        flip(&c, Color::Green).unwrap();
+        assert_eq!(live(&c).unwrap(), Some(Color::Green));
+        assert_eq!(
+            std::fs::read_link(c.legacy_live_link()).unwrap(),
+            Path::new("green")
+        );
     }
 
     #[test]
@@ -246,7 +244,7 @@ mod tests {
         );
         let s = nginx_snippet("t", &l);
         assert!(s.contains("proxy_http_version 1.0;"));
-        assert!(s.contains("/run/webdock/t/live/nginx.sock:;"));
+        assert!(s.contains("/var/lib/webdock/live.d/t/nginx.sock:;"));
         assert!(!s.contains("keepalive "));
     }
 }

@@ -136,7 +136,14 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
     let hist_path = host.layout.history();
     let (entries, torn) = history::read(&hist_path).unwrap_or_default();
     let names: Vec<String> = cfg.djobs.iter().map(|d| d.name.clone()).collect();
-    let mut warnings = plan::warnings(&obs, &names, cfg.cron.enabled, &cfg.image);
+    let mut current = std::collections::HashMap::new();
+    for tag in obs.tags_in_use() {
+        let reference = format!("{}:{tag}", cfg.image);
+        if let Ok(Some(img)) = host.engine.inspect_image(&reference).await {
+            current.insert(tag, img.id);
+        }
+    }
+    let mut warnings = plan::warnings(&obs, &names, cfg.cron.enabled, &cfg.image, &current);
     if let Some(p) = link_problem {
         warnings.insert(0, p);
     }

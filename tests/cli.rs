@@ -107,13 +107,15 @@ fn nginx_snippet_points_at_the_live_link_without_upstream_keepalive() {
     let d = tempfile::tempdir().unwrap();
     write_cfg(
         d.path(),
-        "project = \"snip\"\nsocket_root = \"/srv/sock\"\n",
+        "project = \"snip\"\nsocket_root = \"/srv/sock\"\nstate_root = \"/srv/state\"\n",
     );
     let o = webdock(d.path(), &["nginx-snippet"]);
     assert!(o.status.success());
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(
-        s.contains("proxy_pass http://unix:/srv/sock/snip/live/nginx.sock:;"),
+        // The live link sits beside the state (it must survive a reboot
+        // that empties a tmpfs socket root) and points into the socket root.
+        s.contains("proxy_pass http://unix:/srv/state/live.d/snip/nginx.sock:;"),
         "{s}"
     );
     assert!(s.contains("proxy_http_version 1.0;"), "{s}");

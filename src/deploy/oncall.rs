@@ -89,6 +89,18 @@ impl<E: Engine> Deployer<'_, E> {
     pub async fn restart_portal(&self) -> anyhow::Result<Tag> {
         let tag = self.live_tag().await?;
         proxy::preflight(&self.host.layout)?;
+        // The idle color is where the previous release runs warm: say what
+        // this restart gives up. `rollback` still goes to that release (from
+        // history), starting it afresh.
+        let obs = self.host.observe(&self.cfg.project).await?;
+        if let Some(idle) = obs.live.and_then(|l| obs.portal(l.other())) {
+            if let Some(prev) = idle.label(LABEL_TAG).filter(|t| *t != tag.as_str()) {
+                self.out.progress(&format!(
+                    "the previous release {prev} ran warm in {}; this restart replaces it, so `webdock rollback` will start {prev} again instead of flipping at once",
+                    idle.name
+                ));
+            }
+        }
         self.promote(&tag, Intent::RestartPortal).await?;
         Ok(tag)
     }

@@ -1,6 +1,6 @@
 //! What on a host needs a person's attention, as `status` shows it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::Observed;
 use crate::engine::ContainerInfo;
@@ -9,11 +9,14 @@ use crate::roles::{Color, LABEL_COLOR};
 use crate::roles::{LABEL_DJOB, LABEL_ROLE, LABEL_TAG};
 
 /// Something on the host that needs a person's attention.
+/// `current` maps each tag in use to the id its image has now: a container
+/// created from an earlier build of the same tag runs other code.
 pub fn warnings(
     obs: &Observed,
     djobs: &[String],
     cron_enabled: bool,
     image_repo: &str,
+    current: &HashMap<String, String>,
 ) -> Vec<String> {
     let mut w = Vec::new();
     let containers = &obs.containers;
@@ -35,6 +38,19 @@ pub fn warnings(
                     c.name, c.image
                 ));
             }
+        }
+    }
+    for c in containers {
+        let Some(tag) = c.label(LABEL_TAG) else {
+            continue;
+        };
+        if let Some(now) = current.get(tag).filter(|now| **now != c.image_id) {
+            w.push(format!(
+                "{} runs an earlier build of {tag} ({} ≠ {}): the tag was rebuilt since\nhint: webdock promote {tag} releases the current build",
+                c.name,
+                short_id(&c.image_id),
+                short_id(now)
+            ));
         }
     }
     // Workers on another tag than the live portal: a promote or rollback
@@ -91,6 +107,11 @@ pub fn warnings(
     w
 }
 
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::c;
@@ -132,6 +153,7 @@ mod tests {
             &["billing".into(), "fax".into()],
             true,
             "app",
+            &HashMap::new(),
         );
         let all = w.join("\n");
         assert!(all.contains("the site is down"), "{all}");
@@ -149,6 +171,7 @@ mod tests {
             &["fax".into()],
             false,
             "app",
+            &HashMap::new(),
         );
         assert!(
             w.iter()
@@ -174,10 +197,34 @@ mod tests {
             &["fax".into()],
             false,
             "app",
+            &HashMap::new(),
         );
         assert!(
             w.iter()
                 .any(|w| w.contains("p-djob-fax runs 1 but 2 is live")),
+            "{w:?}"
+        );
+        let rebuilt: HashMap<String, String> = [("2".to_string(), "sha256:new".to_string())].into();
+        let w = warnings(
+            &Observed::new(
+                vec![c(
+                    "p-portal-blue",
+                    &[
+                        (LABEL_ROLE, "portal"),
+                        (LABEL_COLOR, "blue"),
+                        (LABEL_TAG, "2"),
+                    ],
+                    true,
+                )],
+                Some(Color::Blue),
+            ),
+            &[],
+            false,
+            "app",
+            &rebuilt,
+        );
+        assert!(
+            w.iter().any(|w| w.contains("runs an earlier build of 2")),
             "{w:?}"
         );
         let healthy = c(
@@ -193,7 +240,8 @@ mod tests {
             &Observed::new(vec![healthy], Some(Color::Blue)),
             &[],
             false,
-            "app"
+            "app",
+            &HashMap::new()
         )
         .is_empty());
     }

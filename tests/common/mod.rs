@@ -386,10 +386,16 @@ stop_grace = "5s"
         serde_json::from_str(&self.ok(&["status", "--json"])).expect("status --json is JSON")
     }
 
+    /// The color the live link points at (`blue` or `green`).
     pub fn live_link(&self) -> Option<String> {
-        std::fs::read_link(self.path().join("run").join(&self.name).join("live"))
+        std::fs::read_link(self.live_link_path())
             .ok()
-            .map(|p| p.display().to_string())
+            .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+    }
+
+    /// `<state_root>/live.d/<project>`: the link the host nginx resolves.
+    pub fn live_link_path(&self) -> PathBuf {
+        self.path().join("state").join("live.d").join(&self.name)
     }
 
     pub fn container_name(&self, role: &str) -> String {

@@ -1,0 +1,187 @@
+//! Regression tests, each named after what broke (issue 16, "holes a
+//! careful review found"). Each failed against the code before its fix.
+
+use std::process::Command;
+use std::time::Instant;
+
+mod common;
+use common::*;
+
+fn served_tag(p: &Project) -> Option<String> {
+    let n = p.nginx.as_ref().expect("nginx");
+    let r = http_get(n.port, "/health/").ok()?;
+    (r.status == 200)
+        .then(|| r.header("X-Release").map(str::to_owned))
+        .flatten()
+}
+
+fn served(p: &Project) -> String {
+    served_tag(p).expect("the host nginx answers 200 with X-Release")
+}
+
+/// Item 1: after `promote a1`, `promote a2` and a `promote a3` killed right
+/// after its new color passed health, `rollback` flipped to a3, a release
+/// that never went live. It must go back to a1.
+#[test]
+fn rollback_after_a_promote_killed_before_its_flip_goes_back_not_forward() {
+    ensure_image("1.0.0");
+    ensure_image("1.0.1");
+    ensure_image("1.0.2");
+    let mut p = Project::new("rgfwd", "");
+    p.with_nginx("");
+    p.ok(&["promote", "1.0.0"]);
+    p.ok(&["promote", "1.0.1"]);
+    let o = run(p
+        .cmd()
+        .args(["promote", "1.0.2"])
+        .env("WEBDOCK_KILL_AT", "health"));
+    assert!(!o.status.success(), "the promote was killed");
+    assert_eq!(served(&p), "1.0.1");
+    // the unreleased 1.0.2 runs, healthy, in the idle color
+    let st = p.status_json();
+    assert!(
+        st["portals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["tag"] == "1.0.2" && x["running"] == true),
+        "{st}"
+    );
+    p.ok(&["rollback"]);
+    assert_eq!(served(&p), "1.0.0", "rollback must go back, not forward");
+    let st = p.status_json();
+    assert_eq!(st["live"]["tag"], "1.0.0", "{st}");
+    assert!(
+        !st["portals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["tag"] == "1.0.2"),
+        "the unverified 1.0.2 color was replaced: {st}"
+    );
+    assert_eq!(st["djobs"][0]["tag"], "1.0.0", "{st}");
+}
+
+fn container_pid(name: &str) -> Option<u32> {
+    let o = docker(&["inspect", "-f", "{{.State.Pid}}", name]);
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+}
+
+/// Item 2: a reboot empties `/run` (tmpfs) under containers that the engine
+/// then restarts: the live link was gone, the host nginx answered 502 and
+/// stayed so. With no webdock command run, the site must come back on the
+/// color that was live.
+#[test]
+fn a_reboot_that_empties_the_socket_root_brings_the_site_back_by_itself() {
+    ensure_image("1.0.0");
+    ensure_image("1.0.1");
+    let mut p = Project::new("rgboot", "");
+    p.with_nginx("");
+    p.ok(&["promote", "1.0.0"]);
+    p.ok(&["promote", "1.0.1"]);
+    let portals = [
+        p.container_name("portal-blue"),
+        p.container_name("portal-green"),
+    ];
+    // What a reboot does, as webdock sees it: the socket root is emptied
+    // and every container dies, then the engine starts them again.
+    std::fs::remove_dir_all(p.path().join("run")).unwrap();
+    for name in p.containers() {
+        if let Some(pid) = container_pid(&name) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+    let t = Instant::now();
+    let tag = wait_for(120, "the site to come back by itself", || {
+        served_tag(&p).filter(|t| t == "1.0.1")
+    });
+    assert_eq!(tag, "1.0.1");
+    eprintln!("site back after {:.1} s", t.elapsed().as_secs_f64());
+    for n in &portals {
+        let o = docker_ok(&["inspect", "-f", "{{.RestartCount}}", n]);
+        assert_ne!(o, "0", "{n} was restarted by the engine");
+    }
+    let st = p.status_json();
+    assert_eq!(st["live"]["tag"], "1.0.1", "{st}");
+    // and the release before is still a rollback away
+    p.ok(&["rollback"]);
+    assert_eq!(served(&p), "1.0.0");
+}
+
+/// Item 3: `restart portal` put the live tag into the idle color, where the
+/// previous release was kept warm; `rollback` then flipped between two
+/// copies of the live tag and reported success.
+#[test]
+fn restart_portal_keeps_rollback_going_to_the_previous_release() {
+    ensure_image("1.0.0");
+    ensure_image("1.0.1");
+    let mut p = Project::new("rgrsp", "");
+    p.with_nginx("");
+    p.ok(&["promote", "1.0.0"]);
+    p.ok(&["promote", "1.0.1"]);
+    let o = p.webdock(&["restart", "portal"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("1.0.0") && err.contains("rollback"),
+        "restart portal says what it gave up: {err}"
+    );
+    assert_eq!(served(&p), "1.0.1");
+    p.ok(&["rollback"]);
+    assert_eq!(served(&p), "1.0.0", "rollback goes to the previous release");
+    let h = p.history_lines();
+    let last = h.last().unwrap();
+    assert_eq!(last["action"], "rollback");
+    assert_eq!(last["tag"], "1.0.0");
+    assert_eq!(last["from_tag"], "1.0.1");
+}
+
+/// Item 5: a djob dropped from the config was stopped with a fixed 15 s,
+/// whatever its own grace: a daemon that needs 20 s to finish cleanly was
+/// killed halfway.
+#[test]
+fn a_dropped_djob_is_stopped_with_its_own_grace_not_15_s() {
+    ensure_image("1.0.0");
+    ensure_variant_djobs(
+        "slowstop",
+        "[djobs.slow]\ncommand = [\"python\", \"-c\", \"import os, signal, time\\nsignal.signal(signal.SIGTERM, lambda *a: (time.sleep(20), os.makedirs('/data/logs', exist_ok=True), open('/data/logs/slow-clean', 'w').write('clean'), os._exit(0)))\\nwhile True: time.sleep(1)\"]\n",
+    );
+    let slow = "[djobs.slow]\ncommand = [\"python\", \"-c\", \"baked into the image\"]\nstop_grace = \"40s\"\n";
+    let p = Project::new("rgdrop", slow);
+    p.ok(&["promote", "slowstop"]);
+    assert!(p.containers().contains(&p.container_name("djob-slow")));
+    // The djob leaves the config; the next promote removes its container.
+    p.write_config("");
+    let t = Instant::now();
+    p.ok(&["promote", "1.0.0"]);
+    let took = t.elapsed();
+    assert!(!p.containers().contains(&p.container_name("djob-slow")));
+    let marker = p.data().join("logs/slow-clean");
+    assert!(
+        marker.exists(),
+        "the dropped djob was killed before its clean exit (promote took {took:?})"
+    );
+}
+
+/// Item 7: with umask 077 the socket directories were created 0700 and the
+/// host nginx (workers as nobody) got 502 from every request.
+#[test]
+fn sockets_stay_reachable_by_the_host_nginx_under_umask_077() {
+    ensure_image("1.0.0");
+    let mut p = Project::new("rgumask", "");
+    p.with_nginx("");
+    let o = run(Command::new("sh").arg("-c").arg(format!(
+        "umask 077; exec {} -c {} promote 1.0.0",
+        bin().display(),
+        p.config.display()
+    )));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(served(&p), "1.0.0");
+}
+
+// Item 8 (`watch webdock status` could fail a promote) is tested where the
+// lock lives: src/lock.rs `a_reader_in_a_tight_loop_never_fails_a_taker`.
