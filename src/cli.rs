@@ -103,6 +103,17 @@ pub enum Command {
     NginxSnippet,
     /// Check the host: engine, directories, host nginx config, permissions.
     Doctor,
+    /// A monitoring check (Nagios/Icinga/monit plugin): one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    #[command(
+        after_help = "CRITICAL: the live release does not answer through the host nginx, cron or a djob
+is not running, a djob's heartbeat is older than its limit.
+WARNING: a restart in the last hour, a promote that did not finish (workers on another tag),
+the warm previous portal older than check.idle_portal_warn, a disk over check.disk_warn.
+Performance data follows the `|`. With --json: one object.
+
+Example (Nagios): command_line  /usr/local/bin/webdock -c /srv/shop/webdock.toml check"
+    )]
+    Check,
 }
 
 #[derive(Debug, Subcommand, Clone)]

@@ -64,6 +64,8 @@ struct Raw {
     cron: Cron,
     #[serde(default)]
     djobs: BTreeMap<SimpleName, RawDjob>,
+    #[serde(default)]
+    check: Check,
 }
 
 fn d_app() -> PathBuf {
@@ -234,6 +236,33 @@ impl Default for Cron {
     }
 }
 
+/// Thresholds of `webdock check`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Check {
+    /// WARNING when a portal of another tag than live has run beside the
+    /// live one for longer (the warm previous release, left too long).
+    #[serde(default = "d_idle_portal_warn", with = "humantime_serde")]
+    pub idle_portal_warn: Duration,
+    /// WARNING when the state or socket directory's disk is fuller (percent).
+    #[serde(default = "d_disk_warn")]
+    pub disk_warn: f64,
+}
+fn d_idle_portal_warn() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+fn d_disk_warn() -> f64 {
+    90.0
+}
+impl Default for Check {
+    fn default() -> Self {
+        Check {
+            idle_portal_warn: d_idle_portal_warn(),
+            disk_warn: d_disk_warn(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDjob {
@@ -282,6 +311,7 @@ pub struct Config {
     pub health: Health,
     pub cron: Cron,
     pub djobs: Vec<Djob>,
+    pub check: Check,
 }
 
 impl Config {
@@ -382,6 +412,12 @@ impl Config {
         if raw.portal.processes == 0 {
             return Err(invalid("portal.processes must be at least 1".into()));
         }
+        if !(0.0..=100.0).contains(&raw.check.disk_warn) {
+            return Err(invalid(format!(
+                "check.disk_warn {} is not a percentage (0-100)",
+                raw.check.disk_warn
+            )));
+        }
         if h.interval.is_zero() {
             return Err(invalid("health.interval must not be 0".into()));
         }
@@ -448,6 +484,7 @@ impl Config {
             portal: raw.portal,
             health: raw.health,
             cron: raw.cron,
+            check: raw.check,
             djobs,
         })
     }

@@ -3,6 +3,7 @@
 //! decisions directly. The binary (`main.rs`) only parses and dispatches.
 
 pub mod build;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -3,6 +3,7 @@
 //! `main`, which prints them and picks the exit code.
 
 mod build;
+mod check;
 mod host;
 mod promote;
 mod restart;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => host::logs(&cfg()?, role, name.as_deref(), *follow, tail).await,
         Command::NginxSnippet => host::nginx_snippet(&cfg()?),
         Command::Doctor => host::doctor(&cfg()?, out).await,
+        Command::Check => check::run(cfg(), out).await,
     }
 }
 
