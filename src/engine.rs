@@ -16,6 +16,8 @@ use futures_util::{Stream, StreamExt};
 
 pub use bollard::errors::Error as BollardError;
 
+mod exec;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("cannot reach the Docker engine: {0}\nhint: is dockerd running, and may this user open /var/run/docker.sock?")]
@@ -88,6 +90,10 @@ pub struct ContainerSpec {
     pub labels: HashMap<String, String>,
     pub binds: Vec<String>,
     pub cmd: Option<Vec<String>>,
+    /// Replaces the image's entrypoint (`/init`): the proxy helper of a
+    /// remote host runs a plain `sleep` as root.
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
     pub stop_timeout: Duration,
     /// Restart policy `always` (long-running roles): the container comes
     /// back after the engine restarts, even after an engine crash, where
@@ -124,6 +130,23 @@ pub trait Engine {
     /// Wait for exit, returning the exit code.
     async fn wait_container(&self, name: &str, deadline: Duration) -> Result<i64>;
     async fn logs_tail(&self, name: &str, lines: usize) -> Result<String>;
+    /// Prepares a command to run in a running container (as root) and
+    /// returns its id: starting it later is one short round trip.
+    async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String>;
+    /// Runs a prepared command to its end: its exit code and output.
+    async fn exec_start(&self, id: &str) -> Result<ExecOutput>;
+    /// Prepares and runs a command in one go.
+    async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput> {
+        let id = self.exec_prepare(container, cmd).await?;
+        self.exec_start(&id).await
+    }
+}
+
+/// What a command run in a container said and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub code: i64,
+    pub output: String,
 }
 
 pub struct Docker {
@@ -408,6 +431,8 @@ impl Engine for Docker {
             env: Some(spec.env.clone()),
             labels: Some(spec.labels.clone()),
             cmd: spec.cmd.clone(),
+            entrypoint: spec.entrypoint.clone(),
+            user: spec.user.clone(),
             stop_timeout: Some(spec.stop_timeout.as_secs() as i64),
             host_config: Some(host),
             ..Default::default()
@@ -510,6 +535,14 @@ impl Engine for Docker {
                 target: name.into(),
                 secs: deadline.as_secs(),
             })?
+    }
+
+    async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String> {
+        exec::prepare(&self.inner, container, cmd).await
+    }
+
+    async fn exec_start(&self, id: &str) -> Result<ExecOutput> {
+        exec::start(&self.inner, id).await
     }
 
     async fn logs_tail(&self, name: &str, lines: usize) -> Result<String> {

@@ -169,12 +169,30 @@ pub struct Healthy {
 
 /// Probes until `consecutive` answers in a row name `tag`, or the deadline.
 pub async fn wait_healthy(socket: &Path, h: &Health, tag: &str) -> Result<Healthy, HealthError> {
+    wait_healthy_with(&socket.display().to_string(), h, tag, || {
+        probe_unix(socket, &h.host, &h.path, h.timeout)
+    })
+    .await
+}
+
+/// [`wait_healthy`] with any probe: a remote host's socket is probed
+/// through its engine.
+pub async fn wait_healthy_with<F, Fut>(
+    what: &str,
+    h: &Health,
+    tag: &str,
+    mut probe: F,
+) -> Result<Healthy, HealthError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Answer, String>>,
+{
     let start = Instant::now();
     let (mut ok, mut probes) = (0u32, 0u32);
     let mut last = String::from("(no probe yet)");
     while start.elapsed() < h.deadline {
         probes += 1;
-        match probe_unix(socket, &h.host, &h.path, h.timeout).await {
+        match probe().await {
             Ok(a) if a.names(tag) => {
                 ok += 1;
                 if ok >= h.consecutive {
@@ -194,11 +212,37 @@ pub async fn wait_healthy(socket: &Path, h: &Health, tag: &str) -> Result<Health
         tokio::time::sleep(h.interval).await;
     }
     Err(HealthError::Deadline {
-        what: socket.display().to_string(),
+        what: what.to_string(),
         secs: h.deadline.as_secs(),
         attempts: probes,
         last,
     })
+}
+
+/// Reads what `curl -sS -o /dev/null -D -` printed: the status line and the
+/// `X-Release` header of the last response.
+pub fn parse_curl_head(out: &str) -> Result<Answer, String> {
+    let mut status = None;
+    let mut release = None;
+    for line in out.lines() {
+        let line = line.trim_end();
+        if line.starts_with("HTTP/") {
+            status = line.split_whitespace().nth(1).and_then(|c| c.parse().ok());
+            release = None;
+        } else if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("x-release") {
+                release = Some(v.trim().to_string());
+            }
+        }
+    }
+    match status {
+        Some(status) => Ok(Answer {
+            status,
+            release,
+            body: String::new(),
+        }),
+        None => Err(out.lines().last().unwrap_or("no answer").trim().to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -1,19 +1,38 @@
 //! A host as the orchestration sees it: one engine connection, that host's
-//! paths, and its proxy (the live link and the check through its nginx).
+//! paths, and its proxy (the live link, the portal sockets, the check
+//! through its nginx).
 //!
-//! A fleet is a list of `Host`s; a config without hosts is a fleet of one,
-//! the local engine with the paths of `webdock.toml`. The plan and the
-//! deploy code never ask how a host is reached.
+//! A fleet is a list of `Host`s; a config without `[hosts]` is a fleet of
+//! one, the local engine with the paths of `webdock.toml`, whose link is
+//! flipped with local syscalls. A host of `[hosts]` is reached only through
+//! its engine ([`Reach::Engine`]): a small helper container of the
+//! project's image, `<project>-proxy`, bind-mounts the host's links and
+//! socket directories and runs nothing but `sleep`; webdock reads the link,
+//! probes the sockets and flips the link by running short commands in it
+//! (a TLS-only engine needs no shell on the host). The flip command is
+//! prepared before the flip phase, so the flip itself is one round trip.
+//! The plan and the deploy code never ask how a host is reached.
 
+use std::collections::HashMap;
+use std::path::Path;
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::engine::{Engine, EngineError};
-use crate::health;
+use crate::config::{Config, Health};
+use crate::engine::{ContainerSpec, Engine, EngineError};
+use crate::health::{self, Answer};
 use crate::layout::Layout;
 use crate::plan::Observed;
 use crate::proxy::{self, ProxyError};
-use crate::roles::Color;
+use crate::roles::{Color, LABEL_PROJECT, LABEL_ROLE, LABEL_TAG, SOCKET_FILE};
+
+/// How a host's link and sockets are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The controller's own filesystem (the fleet of one).
+    Local,
+    /// Commands in the `<project>-proxy` helper container, through the engine.
+    Engine,
+}
 
 pub struct Host<E> {
     /// How errors and reports name it (`local` for the fleet of one).
@@ -22,15 +41,30 @@ pub struct Host<E> {
     pub layout: Layout,
     /// The URL checked through this host's nginx after a flip.
     pub public_url: Option<String>,
+    pub reach: Reach,
+    pub project: String,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ObserveError {
+pub enum HostError {
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    #[error("{host}: {what}")]
+    Remote { host: String, what: String },
 }
+
+/// A flip made ready before the flip phase.
+#[derive(Debug, Clone)]
+pub struct PreparedFlip {
+    pub to: Color,
+    exec: Option<String>,
+}
+
+/// Where the helper sees the host's directories.
+const IN_LINKS: &str = "/webdock/live.d";
+const IN_SOCKETS: &str = "/webdock/sock";
 
 impl<E: Engine> Host<E> {
     /// The fleet of one: the local engine and the config's paths.
@@ -40,22 +74,282 @@ impl<E: Engine> Host<E> {
             engine,
             layout: cfg.layout(),
             public_url: cfg.portal.public_url.clone(),
+            reach: Reach::Local,
+            project: cfg.project.clone(),
         }
     }
 
-    /// What runs for `project` and where the live link points.
-    pub async fn observe(&self, project: &str) -> Result<Observed, ObserveError> {
+    fn remote_err(&self, what: impl Into<String>) -> HostError {
+        HostError::Remote {
+            host: self.name.clone(),
+            what: what.into(),
+        }
+    }
+
+    pub fn helper_name(&self) -> String {
+        format!("{}-proxy", self.project)
+    }
+
+    /// What runs for the project and where the live link points.
+    pub async fn observe(&self, project: &str) -> Result<Observed, HostError> {
         let containers = self.engine.list_containers(project).await?;
-        let live = proxy::live(&self.layout)?;
+        let live = self.live().await?;
         Ok(Observed::new(containers, live))
     }
 
-    pub fn live(&self) -> Result<Option<Color>, ProxyError> {
-        proxy::live(&self.layout)
+    /// Runs a short command in the helper; a non-zero exit is an error.
+    async fn run(&self, cmd: &[&str]) -> Result<String, HostError> {
+        let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        let o = self.engine.exec(&self.helper_name(), &cmd).await?;
+        if o.code != 0 {
+            return Err(self.remote_err(format!(
+                "`{}` exited with {}: {}",
+                cmd.join(" "),
+                o.code,
+                o.output.trim()
+            )));
+        }
+        Ok(o.output)
     }
 
-    pub fn flip(&self, to: Color) -> Result<(), ProxyError> {
-        proxy::flip(&self.layout, to)
+    /// Creates the directories (and, on a remote host, the helper running
+    /// `image`, which must be on the host).
+    pub async fn ensure_dirs(&self, image: &str) -> Result<(), HostError> {
+        if self.reach == Reach::Local {
+            return Ok(proxy::ensure_dirs(&self.layout)?);
+        }
+        let name = self.helper_name();
+        match self.engine.inspect_container(&name).await? {
+            Some(c) if c.running => {}
+            other => {
+                if other.is_some() {
+                    self.engine.remove_container(&name).await?;
+                }
+                let tag = image.rsplit_once(':').map(|x| x.1).unwrap_or_default();
+                let spec = ContainerSpec {
+                    name: name.clone(),
+                    image: image.to_string(),
+                    labels: HashMap::from([
+                        (LABEL_PROJECT.to_string(), self.project.clone()),
+                        (LABEL_ROLE.to_string(), "proxy".to_string()),
+                        (LABEL_TAG.to_string(), tag.to_string()),
+                    ]),
+                    binds: vec![
+                        format!("{}:{IN_LINKS}", self.layout.links_dir().display()),
+                        format!("{}:{IN_SOCKETS}", self.layout.socket_dir().display()),
+                    ],
+                    entrypoint: Some(vec!["sleep".into(), "infinity".into()]),
+                    user: Some("root".into()),
+                    stop_timeout: Duration::from_secs(1),
+                    restart_always: true,
+                    ..Default::default()
+                };
+                self.engine.create_container(&spec).await?;
+                self.engine.start_container(&name).await?;
+            }
+        }
+        let blue = format!("{IN_SOCKETS}/blue");
+        let green = format!("{IN_SOCKETS}/green");
+        self.run(&["mkdir", "-p", &blue, &green, IN_LINKS]).await?;
+        self.run(&["chmod", "755", IN_SOCKETS, &blue, &green, IN_LINKS])
+            .await?;
+        Ok(())
+    }
+
+    /// Proves a write and a link are possible before anything changes (the
+    /// local disk; a remote host's helper proved it in `ensure_dirs`).
+    pub fn preflight(&self) -> Result<(), HostError> {
+        match self.reach {
+            Reach::Local => Ok(proxy::preflight(&self.layout)?),
+            Reach::Engine => Ok(()),
+        }
+    }
+
+    /// The color the live link points at. On a remote host without its
+    /// helper (nothing was ever promoted there) that is nothing.
+    pub async fn live(&self) -> Result<Option<Color>, HostError> {
+        if self.reach == Reach::Local {
+            return Ok(proxy::live(&self.layout)?);
+        }
+        match self.engine.inspect_container(&self.helper_name()).await? {
+            Some(c) if c.running => {}
+            _ => return Ok(None),
+        }
+        let link = format!("{IN_LINKS}/{}", self.project);
+        let o = self
+            .engine
+            .exec(&self.helper_name(), &["readlink".to_string(), link.clone()])
+            .await?;
+        if o.code != 0 {
+            return Ok(None); // no link yet
+        }
+        let target = o.output.trim();
+        [Color::Blue, Color::Green]
+            .into_iter()
+            .find(|c| Path::new(target) == self.layout.color_dir(*c))
+            .map(Some)
+            .ok_or_else(|| {
+                self.remote_err(format!(
+                    "live link {} points at {target:?}, expected a color directory",
+                    self.layout.live_link().display()
+                ))
+            })
+    }
+
+    /// Makes the flip to `to` ready: on a remote host the command is
+    /// created in the helper now, so the flip is one short round trip.
+    pub async fn prepare_flip(&self, to: Color) -> Result<PreparedFlip, HostError> {
+        let exec = match self.reach {
+            Reach::Local => None,
+            Reach::Engine => {
+                let script = "set -e; ln -sfn \"$1\" \"$2\"; mv -Tf \"$2\" \"$3\"; sync \"$4\"";
+                let tmp_name = self
+                    .layout
+                    .live_tmp()
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let cmd: Vec<String> = vec![
+                    "sh".into(),
+                    "-c".into(),
+                    script.into(),
+                    "flip".into(),
+                    self.layout.color_dir(to).display().to_string(),
+                    format!("{IN_LINKS}/{tmp_name}"),
+                    format!("{IN_LINKS}/{}", self.project),
+                    IN_LINKS.into(),
+                ];
+                Some(self.engine.exec_prepare(&self.helper_name(), &cmd).await?)
+            }
+        };
+        Ok(PreparedFlip { to, exec })
+    }
+
+    /// Carries out a prepared flip: symlink, rename over the link, fsync
+    /// of its directory, on the host itself.
+    pub async fn flip(&self, f: &PreparedFlip) -> Result<(), HostError> {
+        match &f.exec {
+            None => Ok(proxy::flip(&self.layout, f.to)?),
+            Some(id) => {
+                let o = self.engine.exec_start(id).await?;
+                if o.code != 0 {
+                    return Err(self.remote_err(format!(
+                        "the flip to {} exited with {}: {}",
+                        f.to,
+                        o.code,
+                        o.output.trim()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Prepares and carries out a flip at once (a flip back, a rollback).
+    pub async fn flip_now(&self, to: Color) -> Result<(), HostError> {
+        let f = self.prepare_flip(to).await?;
+        self.flip(&f).await
+    }
+
+    /// A stale socket from an earlier container would look ready. One in a
+    /// directory we may not write (root's, after a reboot) is left to the
+    /// new container's nginx, which removes it before it listens.
+    pub async fn clear_socket(&self, color: Color) -> Result<(), HostError> {
+        match self.reach {
+            Reach::Local => {
+                let sock = self.layout.socket(color);
+                match std::fs::remove_file(&sock) {
+                    Err(e)
+                        if !matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                        ) =>
+                    {
+                        Err(ProxyError::Io {
+                            op: "remove stale socket",
+                            path: sock,
+                            cause: e,
+                        }
+                        .into())
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Reach::Engine => {
+                let sock = format!("{IN_SOCKETS}/{color}/{SOCKET_FILE}");
+                self.run(&["rm", "-f", &sock]).await.map(|_| ())
+            }
+        }
+    }
+
+    /// Waits for a color's socket to appear (inotify, locally); a remote
+    /// host's probes simply fail until it does.
+    pub async fn wait_socket(&self, color: Color, deadline: Duration) -> Result<(), String> {
+        match self.reach {
+            Reach::Local => health::wait_socket(&self.layout.socket(color), deadline)
+                .await
+                .map_err(|e| e.to_string()),
+            Reach::Engine => Ok(()),
+        }
+    }
+
+    /// One health request to a color's socket.
+    pub async fn probe(
+        &self,
+        color: Color,
+        h: &Health,
+        timeout: Duration,
+    ) -> Result<Answer, String> {
+        match self.reach {
+            Reach::Local => {
+                health::probe_unix(&self.layout.socket(color), &h.host, &h.path, timeout).await
+            }
+            Reach::Engine => {
+                let secs = format!("{:.3}", timeout.as_secs_f64());
+                let sock = format!("{IN_SOCKETS}/{color}/{SOCKET_FILE}");
+                let host = format!("Host: {}", h.host);
+                let url = format!("http://localhost{}", h.path);
+                let cmd: Vec<String> = [
+                    "curl",
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-D",
+                    "-",
+                    "--max-time",
+                    &secs,
+                    "--unix-socket",
+                    &sock,
+                    "-H",
+                    &host,
+                    "-A",
+                    "webdock-health",
+                    &url,
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                let o = tokio::time::timeout(
+                    timeout + Duration::from_secs(5),
+                    self.engine.exec(&self.helper_name(), &cmd),
+                )
+                .await
+                .map_err(|_| format!("{}: no answer from the engine", self.name))?
+                .map_err(|e| e.to_string())?;
+                health::parse_curl_head(&o.output)
+            }
+        }
+    }
+
+    /// Probes a color until `h.consecutive` answers in a row name `tag`.
+    pub async fn wait_healthy(
+        &self,
+        color: Color,
+        h: &Health,
+        tag: &str,
+    ) -> Result<health::Healthy, health::HealthError> {
+        let what = format!("{} {}", self.name, self.layout.socket(color).display());
+        health::wait_healthy_with(&what, h, tag, || self.probe(color, h, h.timeout)).await
     }
 
     /// Asks this host's nginx, a few times, whether `tag` answers there.

@@ -8,7 +8,6 @@ use serde::Serialize;
 use crate::clock::age_secs;
 use crate::config::Config;
 use crate::engine::{ContainerInfo, Engine};
-use crate::health;
 use crate::history::{self, Entry};
 use crate::host::Host;
 use crate::lock::Holder;
@@ -96,7 +95,7 @@ pub struct StatusReport {
 /// Looks at the host; never takes a lock and never changes anything.
 pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<StatusReport> {
     let containers = host.engine.list_containers(&cfg.project).await?;
-    let (live, link_problem) = match host.live() {
+    let (live, link_problem) = match host.live().await {
         Ok(l) => (l, None),
         Err(e) => (None, Some(e.to_string())),
     };
@@ -107,13 +106,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
         let healthy = match c {
             Some(c) if c.running => {
                 let tag = c.label(LABEL_TAG).unwrap_or_default();
-                let a = health::probe_unix(
-                    &host.layout.socket(color),
-                    &cfg.health.host,
-                    &cfg.health.path,
-                    Duration::from_secs(2),
-                )
-                .await;
+                let a = host.probe(color, &cfg.health, Duration::from_secs(2)).await;
                 Some(a.is_ok_and(|a| a.names(tag)))
             }
             _ => None,

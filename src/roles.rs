@@ -231,6 +231,8 @@ impl<'a> Specs<'a> {
             labels,
             binds,
             cmd,
+            entrypoint: None,
+            user: None,
             // s6 needs a moment beyond the service's own grace to exit
             stop_timeout: grace + std::time::Duration::from_secs(5),
             restart_always: restart,

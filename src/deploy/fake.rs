@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::engine::{ContainerInfo, ContainerSpec, Engine, EngineError, ImageInfo, Result};
+use crate::engine::{
+    ContainerInfo, ContainerSpec, Engine, EngineError, ExecOutput, ImageInfo, Result,
+};
 
 #[derive(Default)]
 pub struct Fake {
@@ -191,6 +193,14 @@ impl Engine for Fake {
     async fn logs_tail(&self, name: &str, _lines: usize) -> Result<String> {
         Ok(format!("logs of {name}\n"))
     }
+    async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String> {
+        self.log(format!("exec-prepare {container} {}", cmd.join(" ")));
+        Ok(format!("exec:{container}:{}", cmd.join(" ")))
+    }
+    async fn exec_start(&self, id: &str) -> Result<ExecOutput> {
+        self.log(format!("exec-start {id}"));
+        Ok(ExecOutput::default())
+    }
 }
 
 /// A borrowed engine is an engine: tests give several hosts (or configs)
@@ -231,5 +241,11 @@ impl<T: Engine> Engine for &T {
     }
     async fn logs_tail(&self, name: &str, lines: usize) -> Result<String> {
         (**self).logs_tail(name, lines).await
+    }
+    async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String> {
+        (**self).exec_prepare(container, cmd).await
+    }
+    async fn exec_start(&self, id: &str) -> Result<ExecOutput> {
+        (**self).exec_start(id).await
     }
 }

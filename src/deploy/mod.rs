@@ -40,7 +40,6 @@ use crate::lock::{Holder, Lock};
 use crate::names::Tag;
 use crate::out::Out;
 use crate::plan::{self, PromotePlan, RollbackTarget};
-use crate::proxy;
 use crate::roles::{Color, Specs, LABEL_DJOBS, LABEL_TAG};
 use crate::Usage;
 
@@ -141,7 +140,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             .steps
             .run(Step::Check, async {
                 let id = self.check_image(tag).await?;
-                proxy::ensure_dirs(&self.host.layout)?;
+                self.host.ensure_dirs(&self.cfg.image_ref(tag)).await?;
                 let obs = self.host.observe(&self.cfg.project).await?;
                 let extra = json!({ "live": obs.live, "live_tag": obs.live_tag() });
                 Ok(((obs, id), extra))

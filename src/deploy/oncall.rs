@@ -12,7 +12,6 @@ use crate::engine::Engine;
 use crate::history::Intent;
 use crate::lock::{Holder, Lock};
 use crate::names::Tag;
-use crate::proxy;
 use crate::roles::{Role, LABEL_TAG};
 use crate::Usage;
 
@@ -88,7 +87,7 @@ impl<E: Engine> Deployer<'_, E> {
     /// started in the idle color and flipped to.
     pub async fn restart_portal(&self) -> anyhow::Result<Tag> {
         let tag = self.live_tag().await?;
-        proxy::preflight(&self.host.layout)?;
+        self.host.preflight()?;
         // The idle color is where the previous release runs warm: say what
         // this restart gives up. `rollback` still goes to that release (from
         // history), starting it afresh.

@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use serde_json::json;
 
 use super::{Deployer, Step};
 use crate::engine::Engine;
-use crate::health;
 use crate::names::Tag;
 use crate::roles::{Color, Role};
 
@@ -34,18 +33,11 @@ impl<E: Engine> Deployer<'_, E> {
         let role = Role::Portal(color);
         let spec = self.specs.spec(&role, tag);
         let name = spec.name.clone();
-        let sock = self.host.layout.socket(color);
         self.steps
             .run(Step::StartPortal, async {
                 self.remove(&name, self.cfg.portal.stop_grace).await?;
                 // A stale socket from an earlier container would look ready.
-                match std::fs::remove_file(&sock) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(e)
-                            .with_context(|| format!("removing stale socket {}", sock.display()))
-                    }
-                    _ => {}
-                }
+                self.host.clear_socket(color).await?;
                 let started: anyhow::Result<()> = async {
                     self.engine().create_container(&spec).await?;
                     Ok(self.engine().start_container(&name).await?)
@@ -64,9 +56,9 @@ impl<E: Engine> Deployer<'_, E> {
                 let h = &self.cfg.health;
                 // One deadline for socket and probes together.
                 let until = Instant::now() + h.deadline;
-                let r: anyhow::Result<health::Healthy> = async {
+                let r: anyhow::Result<crate::health::Healthy> = async {
                     tokio::select! {
-                        r = health::wait_socket(&sock, h.deadline) => r?,
+                        r = self.host.wait_socket(color, h.deadline) => r.map_err(|e| anyhow!(e))?,
                         code = self.engine().wait_container(&name, h.deadline) => {
                             bail!("{name} exited with {} before its socket appeared", code.map(|c| c.to_string()).unwrap_or_else(|e| e.to_string()))
                         }
@@ -75,7 +67,7 @@ impl<E: Engine> Deployer<'_, E> {
                         deadline: until.saturating_duration_since(Instant::now()),
                         ..h.clone()
                     };
-                    Ok(health::wait_healthy(&sock, &left, tag.as_str()).await?)
+                    Ok(self.host.wait_healthy(color, &left, tag.as_str()).await?)
                 }
                 .await;
                 match r {
@@ -103,8 +95,7 @@ impl<E: Engine> Deployer<'_, E> {
     ) -> anyhow::Result<()> {
         self.steps
             .run(Step::Health, async {
-                let sock = self.host.layout.socket(color);
-                match health::wait_healthy(&sock, &self.cfg.health, tag.as_str()).await {
+                match self.host.wait_healthy(color, &self.cfg.health, tag.as_str()).await {
                     Ok(hy) => Ok(((), json!({ "probes": hy.probes, "color": color }))),
                     Err(e) => Err(anyhow!(
                         "the previous color {color} ({tag}) is not healthy: {e}; traffic stays on {}\nhint: webdock promote {tag} starts it afresh",
@@ -128,9 +119,8 @@ impl<E: Engine> Deployer<'_, E> {
             .run(Step::Flip, async {
                 // One last probe right before the flip: a container that died
                 // just after its health checks must not get a single request.
-                let sock = self.host.layout.socket(to);
                 let h = &self.cfg.health;
-                match health::probe_unix(&sock, &h.host, &h.path, h.timeout).await {
+                match self.host.probe(to, h, h.timeout).await {
                     Ok(a) if a.names(tag.as_str()) => {}
                     other => {
                         let last = other.map(|a| a.describe()).unwrap_or_else(|e| e);
@@ -142,7 +132,7 @@ impl<E: Engine> Deployer<'_, E> {
                         );
                     }
                 }
-                self.host.flip(to)?;
+                self.host.flip_now(to).await?;
                 Ok(((), json!({ "live": to })))
             })
             .await?;
@@ -160,7 +150,7 @@ impl<E: Engine> Deployer<'_, E> {
                     Err(why) => {
                         let restored = match back {
                             Some(b) => {
-                                self.host.flip(b)?;
+                                self.host.flip_now(b).await?;
                                 // Not live and never verified: it must not look
                                 // like a warm previous release to a later
                                 // rollback. The graceful stop lets requests that

@@ -7,6 +7,7 @@ use super::fake::Fake;
 use super::*;
 use crate::history::Intent;
 use crate::host::Host;
+use crate::proxy;
 
 fn cfg(root: &Path) -> Config {
     let text = format!(
