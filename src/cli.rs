@@ -60,9 +60,16 @@ pub enum Command {
         /// The tag of an image made by `webdock build`.
         #[arg(allow_hyphen_values = true)]
         tag: String,
+        /// With [hosts]: leave out a host that cannot be reached (recorded in history; status warns it is behind).
+        #[arg(long = "skip-host", value_name = "NAME")]
+        skip_host: Vec<String>,
     },
     /// Flip back to the previous color (kept warm), or promote the previous tag if it is gone.
-    Rollback,
+    Rollback {
+        /// With [hosts]: leave out a host that cannot be reached.
+        #[arg(long = "skip-host", value_name = "NAME")]
+        skip_host: Vec<String>,
+    },
     /// Live color and tag, both portal colors, cron, every djob, the lock holder, recent deploys.
     Status,
     /// Past promotes and rollbacks, newest last.

@@ -6,6 +6,10 @@
 //! Relative paths are resolved against the directory holding the file, so a
 //! command means the same thing from any working directory.
 
+mod hosts;
+
+pub use hosts::{EngineUrl, HostConfig, Tls};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,6 +70,8 @@ struct Raw {
     djobs: BTreeMap<SimpleName, RawDjob>,
     #[serde(default)]
     check: Check,
+    #[serde(default)]
+    hosts: BTreeMap<SimpleName, hosts::RawHost>,
 }
 
 fn d_app() -> PathBuf {
@@ -106,6 +112,10 @@ pub struct Release {
     pub command: Vec<String>,
     #[serde(default = "d_release_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// The host of `[hosts]` that runs the release command (default: the
+    /// first by name).
+    #[serde(default)]
+    pub host: Option<String>,
 }
 fn d_release_cmd() -> Vec<String> {
     ["python", "manage.py", "migrate", "--noinput"]
@@ -120,6 +130,7 @@ impl Default for Release {
         Release {
             command: d_release_cmd(),
             timeout: d_release_timeout(),
+            host: None,
         }
     }
 }
@@ -312,6 +323,8 @@ pub struct Config {
     pub cron: Cron,
     pub djobs: Vec<Djob>,
     pub check: Check,
+    /// The fleet, by name; empty for the fleet of one (the local engine).
+    pub hosts: Vec<HostConfig>,
 }
 
 impl Config {
@@ -434,9 +447,19 @@ impl Config {
         }
         if let Some(u) = &raw.portal.public_url {
             // Checked here, not at verify time: that comes after the flip.
-            let url = u.parse::<hyper::Uri>().ok();
-            if !u.starts_with("http://") || url.is_none_or(|url| url.host().is_none()) {
-                return Err(invalid(format!("portal.public_url {u:?} must be an http:// URL (the host nginx on this machine)")));
+            check_public_url(u).map_err(|e| {
+                invalid(format!(
+                    "portal.public_url {e} (the host nginx on this machine)"
+                ))
+            })?;
+        }
+        let mut hosts = Vec::new();
+        for (name, h) in raw.hosts {
+            hosts.push(hosts::host(&name.0, h, &base).map_err(&invalid)?);
+        }
+        if let Some(r) = &raw.release.host {
+            if !hosts.iter().any(|h| &h.name == r) {
+                return Err(invalid(format!("release.host {r:?} is not one of [hosts]")));
             }
         }
         let mut djobs = Vec::new();
@@ -485,6 +508,7 @@ impl Config {
             health: raw.health,
             cron: raw.cron,
             check: raw.check,
+            hosts,
             djobs,
         })
     }
@@ -501,6 +525,15 @@ impl Config {
     pub fn layout(&self) -> crate::layout::Layout {
         crate::layout::Layout::new(&self.socket_root, &self.state_root, &self.project)
     }
+}
+
+/// `http://HOST[:PORT]/...`: checked at load, not after a flip.
+fn check_public_url(u: &str) -> Result<(), String> {
+    let url = u.parse::<hyper::Uri>().ok();
+    if !u.starts_with("http://") || url.is_none_or(|url| url.host().is_none()) {
+        return Err(format!("{u:?} must be an http:// URL"));
+    }
+    Ok(())
 }
 
 /// An error message as one short, printable line. The parser's messages echo

@@ -16,7 +16,11 @@ use futures_util::{Stream, StreamExt};
 
 pub use bollard::errors::Error as BollardError;
 
+mod connect;
 mod exec;
+
+pub use connect::Target;
+pub use exec::Held;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -95,6 +95,27 @@ pub struct Entry {
     pub steps: Vec<(String, f64)>,
     pub seconds: f64,
     pub outcome: Outcome,
+    /// A release across several hosts: each host's colors and steps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<HostRecord>,
+    /// Hosts left out with `--skip-host`: they are behind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+    /// Milliseconds between the first and the last host's flip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flip_window_ms: Option<f64>,
+}
+
+/// One host's part of a fleet release.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostRecord {
+    pub host: String,
+    pub from_color: Option<String>,
+    pub to_color: Option<String>,
+    pub steps: Vec<(String, f64)>,
+    /// Empty when this host did its part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Who ran the command: `$SUDO_USER`, else `$USER`, else the uid.
@@ -162,6 +183,9 @@ mod tests {
             steps: vec![("flip".into(), 0.001)],
             seconds: 1.5,
             outcome: Outcome::Ok,
+            hosts: vec![],
+            skipped: vec![],
+            flip_window_ms: None,
         }
     }
 

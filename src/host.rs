@@ -43,6 +43,8 @@ pub struct Host<E> {
     pub public_url: Option<String>,
     pub reach: Reach,
     pub project: String,
+    /// `portal` and/or `worker`; the fleet of one runs both.
+    pub roles: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +78,29 @@ impl<E: Engine> Host<E> {
             public_url: cfg.portal.public_url.clone(),
             reach: Reach::Local,
             project: cfg.project.clone(),
+            roles: vec!["portal".into(), "worker".into()],
         }
+    }
+
+    /// A host of `[hosts]`, reached through `engine`.
+    pub fn remote(cfg: &Config, h: &crate::config::HostConfig, engine: E) -> Host<E> {
+        Host {
+            name: h.name.clone(),
+            engine,
+            layout: Layout::new(
+                h.socket_root.as_deref().unwrap_or(&cfg.socket_root),
+                h.state_root.as_deref().unwrap_or(&cfg.state_root),
+                &cfg.project,
+            ),
+            public_url: h.public_url.clone(),
+            reach: Reach::Engine,
+            project: cfg.project.clone(),
+            roles: h.roles.clone(),
+        }
+    }
+
+    pub fn runs(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
     }
 
     fn remote_err(&self, what: impl Into<String>) -> HostError {

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod deploy;
 pub mod engine;
+pub mod fleet;
 pub mod health;
 pub mod history;
 pub mod host;

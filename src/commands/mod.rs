@@ -30,11 +30,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             build::run(&cfg()?, &tag, *no_cache, out).await
         }
         Command::Base => build::base(out).await,
-        Command::Promote { tag } => {
+        Command::Promote { tag, skip_host } => {
             let tag = parse_tag(tag)?;
-            promote::promote(&cfg()?, &tag, out).await
+            promote::promote(&cfg()?, &tag, skip_host, out).await
         }
-        Command::Rollback => promote::rollback(&cfg()?, out).await,
+        Command::Rollback { skip_host } => promote::rollback(&cfg()?, skip_host, out).await,
         Command::Status => status::status(&cfg()?, out).await,
         Command::History { limit } => status::history(&cfg()?, *limit, out),
         Command::Restart { target } => restart::run(&cfg()?, Verb::Restart, target, out).await,

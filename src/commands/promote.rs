@@ -12,7 +12,16 @@ use crate::names::Tag;
 use crate::out::Out;
 use crate::proxy;
 
-pub async fn promote(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCode> {
+pub async fn promote(
+    cfg: &Config,
+    tag: &Tag,
+    skip: &[String],
+    out: Out,
+) -> anyhow::Result<ExitCode> {
+    if !cfg.hosts.is_empty() {
+        return fleet(cfg, Some(tag), skip, out).await;
+    }
+    no_skip(skip)?;
     let host = super::local_host(cfg).await?;
     // Bad input (env file, image, its labels) is refused before anything
     // is created; promote checks the image again under the lock.
@@ -27,7 +36,11 @@ pub async fn promote(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn rollback(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
+pub async fn rollback(cfg: &Config, skip: &[String], out: Out) -> anyhow::Result<ExitCode> {
+    if !cfg.hosts.is_empty() {
+        return fleet(cfg, None, skip, out).await;
+    }
+    no_skip(skip)?;
     let host = super::local_host(cfg).await?;
     let d = Deployer::new(cfg, &host, out)?; // the env file, before any change
     proxy::ensure_dirs(&host.layout)?;
@@ -36,6 +49,84 @@ pub async fn rollback(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
     let t = Instant::now();
     let tag = d.rollback().await?;
     done(out, Intent::Rollback, &tag, t);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn no_skip(skip: &[String]) -> anyhow::Result<()> {
+    if let Some(s) = skip.first() {
+        anyhow::bail!(crate::Usage(format!(
+            "--skip-host {s:?}: this config has no [hosts]; it is a fleet of one"
+        )));
+    }
+    Ok(())
+}
+
+/// promote (with a tag) or rollback across `[hosts]`: connect all, take the
+/// fleet lock on the lock host, then the phases of `deploy::Fleet`.
+async fn fleet(
+    cfg: &Config,
+    tag: Option<&Tag>,
+    skip: &[String],
+    out: Out,
+) -> anyhow::Result<ExitCode> {
+    let lock_name = crate::fleet::lock_host(cfg).name.clone();
+    if skip.contains(&lock_name) {
+        anyhow::bail!(crate::Usage(format!(
+            "--skip-host {lock_name}: the fleet lock lives on {lock_name} (the first host), which cannot be skipped"
+        )));
+    }
+    let hosts = crate::fleet::connect(cfg, skip).await?;
+    proxy::ensure_dirs(&cfg.layout())?; // the controller keeps the fleet's history
+    let deployers = hosts
+        .iter()
+        .map(|h| Deployer::new(cfg, h, out))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let lock_host = &hosts[0];
+    let (intent, what) = match tag {
+        Some(t) => (Intent::Promote, Some(t.clone())),
+        None => (Intent::Rollback, None),
+    };
+    // The helper that holds the lock needs an image on the lock host: the
+    // tag's (checked on every host again under the lock), else any the
+    // project runs there.
+    let image = match &what {
+        Some(t) => {
+            deployers[0].check_image(t).await?;
+            cfg.image_ref(t)
+        }
+        None => {
+            let obs = lock_host.observe(&cfg.project).await?;
+            let t = obs.live_tag().ok_or_else(|| {
+                crate::Usage(format!(
+                    "nothing to roll back: no release is live on {}",
+                    lock_host.name
+                ))
+            })?;
+            format!("{}:{t}", cfg.image)
+        }
+    };
+    lock_host.ensure_dirs(&image).await?;
+    let _lock = crate::fleet::FleetLock::take(
+        lock_host,
+        intent.as_str(),
+        what.as_ref().map(|t| t.as_str()),
+    )
+    .await?;
+    let f = crate::deploy::Fleet {
+        cfg,
+        hosts: deployers,
+        skipped: skip.to_vec(),
+        out,
+    };
+    let t = Instant::now();
+    let tag = match what {
+        Some(t) => {
+            f.promote(&t, Intent::Promote).await?;
+            t
+        }
+        None => f.rollback().await?,
+    };
+    done(out, intent, &tag, t);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -19,6 +19,7 @@
 //!
 //! Every step boundary is a named kill point for the crash tests.
 
+mod fleet;
 mod oncall;
 mod portal;
 mod record;
@@ -43,6 +44,7 @@ use crate::plan::{self, PromotePlan, RollbackTarget};
 use crate::roles::{Color, Specs, LABEL_DJOBS, LABEL_TAG};
 use crate::Usage;
 
+pub use fleet::Fleet;
 pub use oncall::WorkerChange;
 pub use record::Moved;
 pub use steps::{killpoint, Step};
@@ -74,7 +76,10 @@ impl<'a, E: Engine> Deployer<'a, E> {
             host,
             specs: Specs::new(cfg)?,
             out,
-            steps: steps::StepLog::new(out),
+            steps: steps::StepLog::new(
+                out,
+                (host.reach == crate::host::Reach::Engine).then(|| host.name.clone()),
+            ),
         })
     }
 

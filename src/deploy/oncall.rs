@@ -26,7 +26,7 @@ pub enum WorkerChange {
 impl<E: Engine> Deployer<'_, E> {
     fn try_role_lock(&self, role: &Role, verb: &str) -> anyhow::Result<Lock> {
         Ok(Lock::try_acquire(
-            &self.host.layout.role_lock(role),
+            &self.cfg.layout().role_lock(role),
             &role.describe(),
             &Holder::me(verb, None),
         )?)

@@ -45,6 +45,9 @@ impl<E: Engine> Deployer<'_, E> {
                 Ok(()) => Outcome::Ok,
                 Err(e) => Outcome::Failed(first_line(e)),
             },
+            hosts: vec![],
+            skipped: vec![],
+            flip_window_ms: None,
         };
         if let Err(err) = history::append(&self.host.layout.history(), &e) {
             tracing::warn!("could not append to history: {err}");

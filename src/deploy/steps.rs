@@ -67,15 +67,25 @@ pub fn killpoint(name: &str) {
 /// The steps done so far and their durations, for the history line.
 pub struct StepLog {
     out: Out,
+    /// In a fleet, the host every event names.
+    host: Option<String>,
     done: std::sync::Mutex<Vec<(String, f64)>>,
 }
 
 impl StepLog {
-    pub fn new(out: Out) -> StepLog {
+    pub fn new(out: Out, host: Option<String>) -> StepLog {
         StepLog {
             out,
+            host,
             done: Default::default(),
         }
+    }
+
+    fn with_host(&self, mut extra: Value) -> Value {
+        if let (Some(h), Some(m)) = (&self.host, extra.as_object_mut()) {
+            m.insert("host".into(), json!(h));
+        }
+        extra
     }
 
     /// Each step done so far with its seconds, in order.
@@ -84,7 +94,8 @@ impl StepLog {
     }
 
     pub fn begin(&self, step: Step) -> Instant {
-        self.out.step(step.as_str(), "start", json!({}));
+        self.out
+            .step(step.as_str(), "start", self.with_host(json!({})));
         Instant::now()
     }
 
@@ -99,7 +110,7 @@ impl StepLog {
         if let Some(m) = extra.as_object_mut() {
             m.insert("seconds".into(), json!((secs * 1000.0).round() / 1000.0));
         }
-        self.out.step(step.as_str(), "done", extra);
+        self.out.step(step.as_str(), "done", self.with_host(extra));
         killpoint(step.as_str());
     }
 

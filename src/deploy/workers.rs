@@ -93,7 +93,9 @@ impl<E: Engine> Deployer<'_, E> {
         command: &str,
         tag: Option<&str>,
     ) -> anyhow::Result<Lock> {
-        let path = self.host.layout.role_lock(role);
+        // On the controller: the fleet of one is its own controller; a remote
+        // host's workers are replaced only under the fleet-wide deploy lock.
+        let path = self.cfg.layout().role_lock(role);
         let me = Holder::me(command, tag);
         let deadline = Instant::now() + ROLE_LOCK_WAIT;
         loop {

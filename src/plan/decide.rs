@@ -177,6 +177,9 @@ mod tests {
             } else {
                 Outcome::Failed("x".into())
             },
+            hosts: vec![],
+            skipped: vec![],
+            flip_window_ms: None,
         }
     }
 

@@ -7,6 +7,7 @@
 //! answered here, once.
 
 mod decide;
+pub mod fleet;
 mod warnings;
 
 use std::collections::HashSet;

@@ -1,0 +1,462 @@
+//! A release across several hosts: all of them flip, or none does.
+//!
+//! Capistrano's "update all, then publish all", with webdock's warm
+//! previous color on every host:
+//! check all → the release command once → prepare all in parallel (start
+//! the idle color, health, a last probe, the flip command made ready) →
+//! flip all in parallel (one round trip each) → verify each through its own
+//! nginx → any failure flips every flipped host back and removes the new
+//! colors. Each phase runs on every host concurrently and keeps every
+//! host's outcome (`join_all`, not `try_join_all`): the next phase needs all
+//! of them. The decisions between phases are `plan::fleet`'s.
+
+use std::time::Instant;
+
+use anyhow::{anyhow, bail};
+use futures_util::future::join_all;
+
+use super::{first_line, Deployer};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::history::{self, Entry, HostRecord, Intent, Outcome};
+use crate::host::PreparedFlip;
+use crate::names::Tag;
+use crate::out::Out;
+use crate::plan::fleet::{self as decide, AfterFlip, AfterPrepare, FlipOutcome};
+use crate::plan::{self, Observed, PromotePlan};
+use crate::roles::{Color, Role};
+
+/// One fleet command: a deployer per reachable host.
+pub struct Fleet<'a, E: Engine> {
+    pub cfg: &'a Config,
+    pub hosts: Vec<Deployer<'a, E>>,
+    /// Left out with `--skip-host` (recorded; `status` warns they are behind).
+    pub skipped: Vec<String>,
+    pub out: Out,
+}
+
+/// What one host looked like when the release began.
+struct Seen {
+    obs: Observed,
+    image_id: String,
+}
+
+fn host_errors(results: Vec<(String, anyhow::Result<()>)>) -> Vec<String> {
+    results
+        .into_iter()
+        .filter_map(|(h, r)| r.err().map(|e| format!("{h}: {e:#}")))
+        .collect()
+}
+
+impl<'a, E: Engine> Fleet<'a, E> {
+    fn release_host(&self) -> &Deployer<'a, E> {
+        let named = self.cfg.release.host.as_deref();
+        self.hosts
+            .iter()
+            .find(|d| Some(d.host.name.as_str()) == named)
+            .unwrap_or(&self.hosts[0])
+    }
+
+    /// Hosts that run cron and the djobs: those with the `worker` role,
+    /// else the release host.
+    fn worker_hosts(&self) -> Vec<&Deployer<'a, E>> {
+        let w: Vec<_> = self
+            .hosts
+            .iter()
+            .filter(|d| d.host.runs("worker"))
+            .collect();
+        if w.is_empty() {
+            vec![self.release_host()]
+        } else {
+            w
+        }
+    }
+
+    async fn check(&self, tag: &Tag) -> anyhow::Result<Vec<Seen>> {
+        let results = join_all(self.hosts.iter().map(|d| async move {
+            let r: anyhow::Result<Seen> = async {
+                let image_id = d.check_image(tag).await?;
+                d.host.ensure_dirs(&self.cfg.image_ref(tag)).await?;
+                let obs = d.host.observe(&self.cfg.project).await?;
+                Ok(Seen { obs, image_id })
+            }
+            .await;
+            (d.host.name.clone(), r)
+        }))
+        .await;
+        let mut seen = Vec::new();
+        let mut errors = Vec::new();
+        for (h, r) in results {
+            match r {
+                Ok(s) => seen.push(s),
+                Err(e) => errors.push(format!("{h}: {e:#}")),
+            }
+        }
+        if !errors.is_empty() {
+            bail!(
+                "{} host(s) not ready for {tag}; nothing was changed\n{}",
+                errors.len(),
+                errors.join("\n")
+            );
+        }
+        Ok(seen)
+    }
+
+    /// `promote TAG` across the fleet. The caller holds the fleet lock.
+    pub async fn promote(&self, tag: &Tag, intent: Intent) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let mut records: Vec<HostRecord> = self
+            .hosts
+            .iter()
+            .map(|d| HostRecord {
+                host: d.host.name.clone(),
+                from_color: None,
+                to_color: None,
+                steps: vec![],
+                error: None,
+            })
+            .collect();
+        let mut window = None;
+        let res = self
+            .promote_phases(tag, intent, &mut records, &mut window)
+            .await;
+        for (r, d) in records.iter_mut().zip(&self.hosts) {
+            r.steps = d.steps.done();
+        }
+        let from_tag = self.previous_tag();
+        let e = Entry {
+            action: intent,
+            who: history::who(),
+            when: crate::clock::now_rfc3339(),
+            tag: tag.to_string(),
+            from_tag,
+            from_color: None,
+            to_color: None,
+            steps: vec![],
+            seconds: started.elapsed().as_secs_f64(),
+            outcome: match &res {
+                Ok(()) => Outcome::Ok,
+                Err(e) => Outcome::Failed(first_line(e)),
+            },
+            hosts: records,
+            skipped: self.skipped.clone(),
+            flip_window_ms: window,
+        };
+        if let Err(err) = history::append(&self.cfg.layout().history(), &e) {
+            tracing::warn!("could not append to history: {err}");
+        }
+        res
+    }
+
+    /// The tag live before this release, from the fleet's history.
+    fn previous_tag(&self) -> Option<String> {
+        let (entries, _) = history::read(&self.cfg.layout().history()).ok()?;
+        entries
+            .iter()
+            .rev()
+            .find(|e| e.outcome.is_ok() && e.action.is_release())
+            .map(|e| e.tag.clone())
+    }
+
+    async fn promote_phases(
+        &self,
+        tag: &Tag,
+        intent: Intent,
+        records: &mut [HostRecord],
+        window: &mut Option<f64>,
+    ) -> anyhow::Result<()> {
+        let seen = self.check(tag).await?;
+        for (r, s) in records.iter_mut().zip(&seen) {
+            r.from_color = s.obs.live.map(|c| c.to_string());
+        }
+        if intent == Intent::Promote {
+            self.release_host().release(tag).await?;
+        }
+        // Prepare: the idle color on every portal host, healthy, its flip
+        // made ready.
+        let prepared = join_all(self.hosts.iter().zip(&seen).map(|(d, s)| async move {
+            let r: anyhow::Result<Option<PreparedFlip>> = async {
+                if !d.host.runs("portal") {
+                    return Ok(None);
+                }
+                match plan::promote_steps(&s.obs, tag.as_str(), &s.image_id, intent) {
+                    PromotePlan::AlreadyLive { .. } => Ok(None),
+                    PromotePlan::Switch { idle, .. } => {
+                        d.start_portal(idle, tag).await?;
+                        let h = &self.cfg.health;
+                        match d.host.probe(idle, h, h.timeout).await {
+                            Ok(a) if a.names(tag.as_str()) => {}
+                            other => bail!(
+                                "{} stopped answering right after its health checks ({})",
+                                Role::Portal(idle).container_name(&self.cfg.project),
+                                other.map(|a| a.describe()).unwrap_or_else(|e| e)
+                            ),
+                        }
+                        Ok(Some(d.host.prepare_flip(idle).await?))
+                    }
+                }
+            }
+            .await;
+            (d.host.name.clone(), r)
+        }))
+        .await;
+        let outcomes: Vec<decide::HostResult> = prepared
+            .iter()
+            .map(|(h, r)| {
+                (
+                    h.clone(),
+                    r.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
+                )
+            })
+            .collect();
+        if let AfterPrepare::Abort { failed } = decide::after_prepare(&outcomes) {
+            // The new colors go everywhere; nothing was flipped.
+            join_all(
+                self.hosts
+                    .iter()
+                    .zip(&prepared)
+                    .map(|(d, (_, r))| async move {
+                        if let Ok(Some(p)) = r {
+                            let name = Role::Portal(p.to).container_name(&self.cfg.project);
+                            let _ = d.remove(&name, std::time::Duration::from_secs(2)).await;
+                        }
+                    }),
+            )
+            .await;
+            let errors: Vec<String> = prepared
+                .into_iter()
+                .filter_map(|(h, r)| r.err().map(|e| format!("{h}: {e:#}")))
+                .collect();
+            bail!(
+                "{} of {} host(s) failed to prepare {tag} ({}); no host was flipped and the new colors were removed\n{}",
+                failed.len(),
+                self.hosts.len(),
+                failed.join(", "),
+                errors.join("\n")
+            );
+        }
+        let flips: Vec<(&Deployer<'a, E>, &Seen, PreparedFlip)> = self
+            .hosts
+            .iter()
+            .zip(&seen)
+            .zip(prepared)
+            .filter_map(|((d, s), (_, r))| r.ok().flatten().map(|p| (d, s, p)))
+            .collect();
+        // Flip: one round trip per host, all at once.
+        let t0 = Instant::now();
+        let flipped = join_all(flips.iter().map(|(d, _, p)| async move {
+            let r = d.host.flip(p).await;
+            (r, t0.elapsed().as_secs_f64() * 1000.0)
+        }))
+        .await;
+        let offsets: Vec<f64> = flipped
+            .iter()
+            .filter(|(r, _)| r.is_ok())
+            .map(|(_, t)| *t)
+            .collect();
+        *window = decide::flip_window(&offsets);
+        let verified = join_all(
+            flips
+                .iter()
+                .zip(&flipped)
+                .map(|((d, _, _), (f, _))| async move {
+                    match f {
+                        Err(e) => Err(format!("{e}")),
+                        Ok(()) => d
+                            .host
+                            .verify(tag.as_str(), self.cfg.health.timeout)
+                            .await
+                            .map(|_| ()),
+                    }
+                }),
+        )
+        .await;
+        let outcomes: Vec<FlipOutcome> = flips
+            .iter()
+            .zip(&flipped)
+            .zip(verified)
+            .map(|(((d, _, _), (f, _)), v)| FlipOutcome {
+                host: d.host.name.clone(),
+                flipped: f.is_ok(),
+                result: v,
+            })
+            .collect();
+        if let AfterFlip::FlipBack { hosts, failed } = decide::after_flip(&outcomes) {
+            let back = join_all(flips.iter().map(|(d, s, p)| {
+                let hosts = &hosts;
+                async move {
+                    let name = Role::Portal(p.to).container_name(&self.cfg.project);
+                    let mut r = Ok(());
+                    if hosts.contains(&d.host.name) {
+                        if let Some(prev) = s.obs.live {
+                            r = d.host.flip_now(prev).await.map_err(|e| anyhow!(e));
+                        }
+                    }
+                    // Never verified: it must not look like a warm release.
+                    let _ = d.remove(&name, self.cfg.portal.stop_grace).await;
+                    (d.host.name.clone(), r)
+                }
+            }))
+            .await;
+            let not_back = host_errors(back);
+            let why: Vec<String> = outcomes
+                .iter()
+                .filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {e}", o.host)))
+                .collect();
+            bail!(
+                "{} failed after the flip ({}); every flipped host was flipped back and the new colors removed{}\n{}",
+                tag,
+                failed.join(", "),
+                if not_back.is_empty() {
+                    String::new()
+                } else {
+                    format!("; NOT flipped back: {}", not_back.join("; "))
+                },
+                why.join("\n")
+            );
+        }
+        for ((d, _, p), r) in flips.iter().zip(
+            records
+                .iter_mut()
+                .filter(|r| flips.iter().any(|(d, _, _)| d.host.name == r.host)),
+        ) {
+            debug_assert_eq!(d.host.name, r.host);
+            r.to_color = Some(p.to.to_string());
+        }
+        if intent.is_release() {
+            let results = join_all(self.worker_hosts().into_iter().map(|d| async move {
+                (
+                    d.host.name.clone(),
+                    d.replace_workers(tag, intent).await.map(|_| ()),
+                )
+            }))
+            .await;
+            let errors = host_errors(results);
+            if !errors.is_empty() {
+                bail!(
+                    "the portals serve {tag} on every host, but workers failed\n{}",
+                    errors.join("\n")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Back to the release before the live one on every host: warm where
+    /// the other color still runs it (health, then one flip round), else a
+    /// fleet promote of that tag.
+    pub async fn rollback(&self) -> anyhow::Result<Tag> {
+        let (entries, _) = history::read(&self.cfg.layout().history())?;
+        let mut warm = Vec::new();
+        let mut target = None;
+        for d in &self.hosts {
+            let obs = d.host.observe(&self.cfg.project).await?;
+            match plan::rollback_target(&obs, &entries) {
+                Ok(plan::RollbackTarget::Warm { color, tag }) => {
+                    warm.push(color);
+                    target = Some(tag);
+                }
+                Ok(plan::RollbackTarget::Cold { tag }) => {
+                    target = Some(tag);
+                    warm.clear();
+                    break;
+                }
+                Err(e) => bail!(crate::Usage(format!("{}: {e}", d.host.name))),
+            }
+        }
+        let tag = Tag::parse(target.as_deref().unwrap_or_default())
+            .map_err(|e| anyhow!("history names a bad tag: {e}"))?;
+        if warm.len() != self.hosts.len() {
+            self.out.progress(&format!(
+                "the previous release {tag} is not warm on every host; promoting it again"
+            ));
+            self.promote(&tag, Intent::Rollback).await?;
+            return Ok(tag);
+        }
+        // Warm everywhere: the promote path finds the idle colors already
+        // running that tag only if we start them; health-check them instead.
+        let tag_ref = &tag;
+        let checks = join_all(self.hosts.iter().zip(&warm).map(|(d, c)| async move {
+            let tag = tag_ref;
+            (
+                d.host.name.clone(),
+                d.host
+                    .wait_healthy(*c, &self.cfg.health, tag.as_str())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| anyhow!(e)),
+            )
+        }))
+        .await;
+        let errors = host_errors(checks);
+        if !errors.is_empty() {
+            bail!(
+                "the previous release {tag} is not healthy everywhere; traffic stays\n{}",
+                errors.join("\n")
+            );
+        }
+        self.flip_all(&tag, &warm).await?;
+        let results = join_all(self.worker_hosts().into_iter().map(|d| async move {
+            (
+                d.host.name.clone(),
+                d.replace_workers(tag_ref, Intent::Rollback)
+                    .await
+                    .map(|_| ()),
+            )
+        }))
+        .await;
+        let errors = host_errors(results);
+        if !errors.is_empty() {
+            bail!(
+                "traffic is on {tag}, but workers failed\n{}",
+                errors.join("\n")
+            );
+        }
+        Ok(tag)
+    }
+
+    /// Flips every host to its `to` color at once, verifies, flips all back
+    /// on any failure.
+    async fn flip_all(&self, tag: &Tag, to: &[Color]) -> anyhow::Result<()> {
+        let prepared = join_all(
+            self.hosts
+                .iter()
+                .zip(to)
+                .map(|(d, c)| d.host.prepare_flip(*c)),
+        )
+        .await;
+        let mut flips = Vec::new();
+        for (d, p) in self.hosts.iter().zip(prepared) {
+            flips.push((d, p.map_err(|e| anyhow!("{}: {e}", d.host.name))?));
+        }
+        let results = join_all(flips.iter().map(|(d, p)| async move {
+            let f = d.host.flip(p).await;
+            let v = match &f {
+                Ok(()) => d
+                    .host
+                    .verify(tag.as_str(), self.cfg.health.timeout)
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e.to_string()),
+            };
+            FlipOutcome {
+                host: d.host.name.clone(),
+                flipped: f.is_ok(),
+                result: v,
+            }
+        }))
+        .await;
+        if let AfterFlip::FlipBack { hosts, failed } = decide::after_flip(&results) {
+            for (d, p) in &flips {
+                if hosts.contains(&d.host.name) {
+                    let _ = d.host.flip_now(p.to.other()).await;
+                }
+            }
+            bail!(
+                "{tag} failed on {} after the flip; every flipped host was flipped back",
+                failed.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
