@@ -8,7 +8,7 @@
 //! response-header timeout (stopping a container with a long grace) carry
 //! their own deadline.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::query_parameters as q;
@@ -67,6 +67,16 @@ pub struct ContainerInfo {
     pub state: String,
     pub started_at: Option<String>,
     pub restart_count: i64,
+    /// The log driver and options the engine applied (its defaults merged
+    /// in at create).
+    pub log: LogConfig,
+}
+
+/// A container's log driver and its options, as the engine takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
 }
 
 impl ContainerInfo {
@@ -90,6 +100,8 @@ pub struct ContainerSpec {
     /// `unless-stopped` would leave the whole project down. A deliberate
     /// stop turns the policy off first (`set_restart`).
     pub restart_always: bool,
+    /// None: the engine's default driver and options.
+    pub log: Option<LogConfig>,
 }
 
 /// A line of progress from a build or an import.
@@ -276,6 +288,14 @@ fn not_found(e: &BollardError) -> bool {
 fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
     let state = c.state.unwrap_or_default();
     let cfg = c.config.unwrap_or_default();
+    let log = c
+        .host_config
+        .and_then(|h| h.log_config)
+        .map(|l| LogConfig {
+            driver: l.typ.unwrap_or_default(),
+            options: l.config.unwrap_or_default().into_iter().collect(),
+        })
+        .unwrap_or_default();
     ContainerInfo {
         id: c.id.unwrap_or_default(),
         name: c
@@ -289,6 +309,7 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         state: state.status.map(|s| s.to_string()).unwrap_or_default(),
         started_at: state.started_at,
         restart_count: c.restart_count.unwrap_or(0),
+        log,
     }
 }
 
@@ -389,6 +410,13 @@ impl Engine for Docker {
                 .then_some(bollard::models::RestartPolicy {
                     name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
                     maximum_retry_count: None,
+                }),
+            log_config: spec
+                .log
+                .as_ref()
+                .map(|l| bollard::models::HostConfigLogConfig {
+                    typ: Some(l.driver.clone()),
+                    config: Some(l.options.clone().into_iter().collect()),
                 }),
             ..Default::default()
         };

@@ -160,6 +160,7 @@ mod tests {
             },
             started_at: None,
             restart_count: 0,
+            log: Default::default(),
         }
     }
 

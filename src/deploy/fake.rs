@@ -64,6 +64,7 @@ impl Fake {
             },
             started_at: None,
             restart_count: 0,
+            log: spec.log.clone().unwrap_or_default(),
         }
     }
 }
