@@ -644,6 +644,8 @@ mod tests {
             stop_grace: Duration::from_secs(1),
             env: Default::default(),
             settle: Duration::from_secs(1),
+            heartbeat: None,
+            logging: None,
         };
         let s = djob_run_script(&d);
         assert!(s.starts_with("#!/usr/bin/execlineb -P\n"));

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::logging::LogSettings;
 use crate::names::{self, Tag};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,9 @@ struct Raw {
     check: Check,
     #[serde(default)]
     hosts: BTreeMap<SimpleName, hosts::RawHost>,
+    #[serde(default)]
+    proxy: Proxy,
+    logging: Option<LogSettings>,
 }
 
 fn d_app() -> PathBuf {
@@ -147,6 +151,8 @@ pub struct Portal {
     /// Where the host nginx answers; after the flip webdock asks it for the
     /// health path and expects the new tag. None skips that check.
     pub public_url: Option<String>,
+    /// Overrides `[logging]` for the portal containers.
+    pub logging: Option<LogSettings>,
 }
 fn d_wsgi() -> String {
     "portal.wsgi:application".into()
@@ -164,6 +170,7 @@ impl Default for Portal {
             processes: d_processes(),
             stop_grace: d_portal_grace(),
             public_url: None,
+            logging: None,
         }
     }
 }
@@ -227,6 +234,11 @@ pub struct Cron {
     /// How long cron must stay up after its start to count as started.
     #[serde(default = "d_cron_settle", with = "humantime_serde")]
     pub settle: Duration,
+    /// The zone cron reads the crontab in (`Europe/Amsterdam`); None: the
+    /// host's zone, resolved at load (`Config::cron_timezone`).
+    pub timezone: Option<String>,
+    /// Overrides `[logging]` for the cron container.
+    pub logging: Option<LogSettings>,
 }
 fn d_cron_settle() -> Duration {
     Duration::from_secs(1)
@@ -243,6 +255,8 @@ impl Default for Cron {
             enabled: true,
             stop_grace: d_cron_grace(),
             settle: d_cron_settle(),
+            timezone: None,
+            logging: None,
         }
     }
 }
@@ -284,6 +298,9 @@ struct RawDjob {
     env: BTreeMap<String, String>,
     #[serde(default = "d_settle", with = "humantime_serde")]
     settle: Duration,
+    #[serde(default, with = "humantime_serde")]
+    heartbeat: Option<Duration>,
+    logging: Option<LogSettings>,
 }
 fn d_settle() -> Duration {
     Duration::from_secs(2)
@@ -300,6 +317,20 @@ pub struct Djob {
     pub env: BTreeMap<String, String>,
     /// How long a djob must stay up after its start to count as started.
     pub settle: Duration,
+    /// The daemon must touch `$WEBDOCK_HEARTBEAT_FILE` at least this often,
+    /// or the container's watchdog kills it (see `heartbeat`). None: off.
+    pub heartbeat: Option<Duration>,
+    /// Overrides `[logging]` for this djob's container.
+    pub logging: Option<LogSettings>,
+}
+
+/// `[proxy]`: the host nginx side.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// The config file the serving host nginx loaded, for `doctor`; None:
+    /// whatever the running nginx masters were started with.
+    pub nginx_conf: Option<PathBuf>,
 }
 
 /// A validated configuration with absolute paths.
@@ -325,6 +356,9 @@ pub struct Config {
     pub check: Check,
     /// The fleet, by name; empty for the fleet of one (the local engine).
     pub hosts: Vec<HostConfig>,
+    pub proxy: Proxy,
+    /// `[logging]` as written; `logging::for_role` resolves a role's.
+    pub logging: Option<LogSettings>,
 }
 
 impl Config {
@@ -462,6 +496,28 @@ impl Config {
                 return Err(invalid(format!("release.host {r:?} is not one of [hosts]")));
             }
         }
+        let mut logs = vec![
+            ("portal.logging".to_string(), raw.portal.logging.as_ref()),
+            ("cron.logging".to_string(), raw.cron.logging.as_ref()),
+        ];
+        for (n, d) in &raw.djobs {
+            logs.push((format!("djobs.{}.logging", n.0), d.logging.as_ref()));
+        }
+        for (key, role) in logs {
+            let key = if role.is_some() {
+                key
+            } else {
+                "logging".into()
+            };
+            crate::logging::check(&key, &crate::logging::resolve(raw.logging.as_ref(), role))
+                .map_err(&invalid)?;
+        }
+        if let Some(z) = &raw.cron.timezone {
+            crate::timezone::check(z).map_err(|e| invalid(format!("cron.timezone {z:?} {e}")))?;
+        }
+        let proxy = Proxy {
+            nginx_conf: raw.proxy.nginx_conf.map(|p| base.join(p)),
+        };
         let mut djobs = Vec::new();
         for (name, d) in raw.djobs {
             check_command(&format!("djobs.{}.command", name.0), &d.command, false)
@@ -482,12 +538,20 @@ impl Config {
                     )));
                 }
             }
+            if d.heartbeat.is_some_and(|h| h < Duration::from_secs(1)) {
+                return Err(invalid(format!(
+                    "djobs.{}.heartbeat must be at least 1s",
+                    name.0
+                )));
+            }
             djobs.push(Djob {
                 name: name.0,
                 command: d.command,
                 stop_grace: d.stop_grace,
                 env: d.env,
                 settle: d.settle,
+                heartbeat: d.heartbeat,
+                logging: d.logging,
             });
         }
         Ok(Config {
@@ -510,7 +574,17 @@ impl Config {
             check: raw.check,
             hosts,
             djobs,
+            proxy,
+            logging: raw.logging,
         })
+    }
+
+    /// The zone cron runs in: `[cron] timezone`, else the host's.
+    pub fn cron_timezone(&self) -> String {
+        self.cron
+            .timezone
+            .clone()
+            .unwrap_or_else(crate::timezone::host_zone)
     }
 
     pub fn djob(&self, name: &str) -> Option<&Djob> {

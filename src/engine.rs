@@ -8,7 +8,7 @@
 //! response-header timeout (stopping a container with a long grace) carry
 //! their own deadline.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use bollard::query_parameters as q;
@@ -78,6 +78,16 @@ pub struct ContainerInfo {
     pub image_id: String,
     /// Its own stop timeout, as created (the role's grace then).
     pub stop_timeout: Option<Duration>,
+    /// The log driver and options the engine applied (its defaults merged
+    /// in at create).
+    pub log: LogConfig,
+}
+
+/// A container's log driver and its options, as the engine takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogConfig {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
 }
 
 impl ContainerInfo {
@@ -105,6 +115,8 @@ pub struct ContainerSpec {
     /// `unless-stopped` would leave the whole project down. A deliberate
     /// stop turns the policy off first (`set_restart`).
     pub restart_always: bool,
+    /// None: the engine's default driver and options.
+    pub log: Option<LogConfig>,
 }
 
 /// A line of progress from a build or an import.
@@ -312,6 +324,14 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         .stop_timeout
         .and_then(|t| u64::try_from(t).ok())
         .map(Duration::from_secs);
+    let log = c
+        .host_config
+        .and_then(|h| h.log_config)
+        .map(|l| LogConfig {
+            driver: l.typ.unwrap_or_default(),
+            options: l.config.unwrap_or_default().into_iter().collect(),
+        })
+        .unwrap_or_default();
     ContainerInfo {
         id: c.id.unwrap_or_default(),
         name: c
@@ -327,6 +347,7 @@ fn to_info(c: bollard::models::ContainerInspectResponse) -> ContainerInfo {
         restart_count: c.restart_count.unwrap_or(0),
         image_id: c.image.unwrap_or_default(),
         stop_timeout,
+        log,
     }
 }
 
@@ -427,6 +448,13 @@ impl Engine for Docker {
                 .then_some(bollard::models::RestartPolicy {
                     name: Some(bollard::models::RestartPolicyNameEnum::ALWAYS),
                     maximum_retry_count: None,
+                }),
+            log_config: spec
+                .log
+                .as_ref()
+                .map(|l| bollard::models::HostConfigLogConfig {
+                    typ: Some(l.driver.clone()),
+                    config: Some(l.options.clone().into_iter().collect()),
                 }),
             ..Default::default()
         };

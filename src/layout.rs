@@ -81,6 +81,12 @@ impl Layout {
         self.color_dir(c).join(SOCKET_FILE)
     }
 
+    /// A djob's heartbeat directory, bind-mounted into its container: the
+    /// daemon touches `beat` in it, the watchdog appends to `kills`.
+    pub fn heartbeat_dir(&self, djob: &str) -> PathBuf {
+        self.socket_dir.join("djobs").join(djob)
+    }
+
     pub fn deploy_lock(&self) -> PathBuf {
         self.state_dir.join("deploy.lock")
     }

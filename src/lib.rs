@@ -12,17 +12,21 @@ pub mod deploy;
 pub mod engine;
 pub mod fleet;
 pub mod health;
+pub mod heartbeat;
 pub mod history;
 pub mod host;
 pub mod layout;
 pub mod lock;
+pub mod logging;
 pub mod names;
+pub mod nginx;
 pub mod out;
 pub mod plan;
 pub mod proc;
 pub mod proxy;
 pub mod report;
 pub mod roles;
+pub mod timezone;
 
 /// Bad usage or configuration: exit code 2, and nothing was changed.
 #[derive(Debug, thiserror::Error)]

@@ -194,6 +194,7 @@ impl<'a> Specs<'a> {
         let mut cmd = None;
         let mut grace = cfg.portal.stop_grace;
         let mut restart = true;
+        let mut role_log = None;
         match role {
             Role::Portal(c) => {
                 labels.insert(LABEL_COLOR.into(), c.to_string());
@@ -206,10 +207,13 @@ impl<'a> Specs<'a> {
                     "{}:{SOCKET_MOUNT}",
                     cfg.layout().color_dir(*c).display()
                 ));
+                role_log = cfg.portal.logging.as_ref();
             }
             Role::Cron => {
                 grace = cfg.cron.stop_grace;
                 env.insert("WEBDOCK_STOP_GRACE".into(), grace.as_secs().to_string());
+                env.insert("WEBDOCK_TIMEZONE".into(), cfg.cron_timezone());
+                role_log = cfg.cron.logging.as_ref();
             }
             Role::Djob(n) => {
                 labels.insert(LABEL_DJOB.into(), n.clone());
@@ -217,6 +221,22 @@ impl<'a> Specs<'a> {
                 if let Some(d) = cfg.djob(n) {
                     grace = d.stop_grace;
                     env.extend(d.env.clone());
+                    if let Some(limit) = d.heartbeat {
+                        let hb = crate::heartbeat::MOUNT;
+                        env.insert(
+                            "WEBDOCK_HEARTBEAT_FILE".into(),
+                            format!("{hb}/{}", crate::heartbeat::BEAT),
+                        );
+                        env.insert(
+                            "WEBDOCK_HEARTBEAT_SECONDS".into(),
+                            limit.as_secs().to_string(),
+                        );
+                        env.insert("WEBDOCK_STOP_GRACE".into(), grace.as_secs().to_string());
+                        // A directory, created by the engine if missing; the
+                        // container's /init hands it to the app user.
+                        binds.push(format!("{}:{hb}", crate::heartbeat::dir(cfg, n).display()));
+                    }
+                    role_log = d.logging.as_ref();
                 }
             }
             Role::Release(_) => {
@@ -236,6 +256,7 @@ impl<'a> Specs<'a> {
             // s6 needs a moment beyond the service's own grace to exit
             stop_timeout: grace + std::time::Duration::from_secs(5),
             restart_always: restart,
+            log: Some(crate::logging::resolve(cfg.logging.as_ref(), role_log)),
         }
     }
 }

@@ -259,11 +259,14 @@ fn a_socket_that_appears_but_never_answers_fails_the_promote() {
     p.ok(&["promote", "1.0.0"]);
     let green = p.container_name("portal-green");
     let sock = p.path().join("run").join(&p.name).join("green/nginx.sock");
-    // Freeze the new container the moment its socket exists: the socket
-    // accepts connections into its backlog and nothing ever answers.
+    // Stop the new container's nginx the moment its socket exists: the
+    // socket accepts connections into its backlog and nothing ever answers.
+    // SIGSTOP, not `docker pause`: the cgroup freezer gives up on a
+    // container that is still starting on a loaded machine (regression:
+    // "OCI runtime pause failed: unable to freeze" stopped the suite).
     let o = promote_held_at(&p, "start-portal", "1.0.1", || {
         wait_for(60, "the socket", || sock.exists().then_some(()));
-        docker_ok(&["pause", &green]);
+        freeze::sigstop(&green, "nginx");
     });
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");

@@ -42,13 +42,21 @@ pub async fn logs(
     };
     let engine = super::engine().await?;
     let name = role.container_name(&cfg.project);
-    if engine.inspect_container(&name).await?.is_none() {
+    let Some(info) = engine.inspect_container(&name).await? else {
         bail!("{} has no container {name}", role.describe());
-    }
+    };
     let mut s = engine.follow_logs(&name, follow, tail);
     let mut stdout = std::io::stdout();
     while let Some(item) = s.next().await {
-        let chunk = item?;
+        let chunk = item.map_err(|e| {
+            let driver = &info.log.driver;
+            let hint = if crate::logging::readable(driver) {
+                String::new()
+            } else {
+                format!("\nhint: log driver {driver} cannot be read back by the engine; read the logs where it sends them, or use [logging] driver = \"local\" or \"json-file\"")
+            };
+            anyhow::anyhow!("reading the log of {name} (log driver {driver}): {e}{hint}")
+        })?;
         stdout.write_all(chunk.as_ref())?;
         stdout.flush()?;
     }
@@ -62,6 +70,7 @@ pub fn nginx_snippet(cfg: &Config) -> anyhow::Result<ExitCode> {
 
 struct Report {
     problems: usize,
+    warnings: usize,
     json: bool,
     items: Vec<serde_json::Value>,
 }
@@ -84,11 +93,23 @@ impl Report {
             println!("PROBLEM  {what}\n         fix: {fix}");
         }
     }
+    /// Worth fixing, but nothing is broken yet: exit code stays 0.
+    fn warning(&mut self, what: &str, fix: &str) {
+        self.warnings += 1;
+        if self.json {
+            self.items.push(
+                serde_json::json!({ "check": what, "ok": false, "warning": true, "fix": fix }),
+            );
+        } else {
+            println!("WARNING  {what}\n         fix: {fix}");
+        }
+    }
 }
 
 pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
     let mut r = Report {
         problems: 0,
+        warnings: 0,
         json: out.json,
         items: vec![],
     };
@@ -106,6 +127,14 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
                     &format!("base image {base} missing"),
                     "webdock base (runs mmdebstrap once, ~1 min)",
                 ),
+            }
+            for c in d.list_containers(&cfg.project).await.unwrap_or_default() {
+                if crate::logging::unbounded(&c.log) {
+                    r.warning(
+                        &format!("container {} logs to {} with no max-size: its log grows without limit", c.name, c.log.driver),
+                        "the next webdock promote (or restart of that role) recreates it with [logging] from webdock.toml (default: json-file, 10m x 3)",
+                    );
+                }
             }
         }
         Err(e) => r.problem(
@@ -167,17 +196,11 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         Ok(None) => r.ok("no release live yet"),
         Err(e) => r.problem(&e.to_string().replace('\n', " "), "webdock promote TAG"),
     }
-    let want = cfg.layout().live_socket().display().to_string();
-    match crate::proc::run("nginx", ["-T"], None, None) {
-        Ok(conf) if conf.contains(&want) => {
-            if conf.lines().any(|l| l.trim_start().starts_with("keepalive ") && !l.trim_start().starts_with("keepalive_")) {
-                r.problem("the host nginx config has an upstream `keepalive`: cached connections to the old color would outlive a flip", "use the block from webdock nginx-snippet unchanged");
-            } else {
-                r.ok(&format!("the host nginx config proxies to {want}"));
-            }
+    for f in crate::nginx::check(cfg) {
+        match f.ok {
+            true => r.ok(&f.what),
+            false => r.problem(&f.what, &f.fix),
         }
-        Ok(_) => r.problem(&format!("the host nginx config does not mention {want}"), &format!("webdock nginx-snippet > /etc/nginx/snippets/webdock-{}.conf, include it in your server block, nginx -s reload", cfg.project)),
-        Err(e) => r.problem(&format!("cannot read the host nginx config: {e}").replace('\n', " "), "apt-get install nginx; run doctor as a user that may run nginx -T"),
     }
     if let Some(p) = &cfg.env_file {
         match std::fs::metadata(p) {
@@ -201,7 +224,7 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
     if out.json {
         println!(
             "{}",
-            serde_json::json!({ "problems": r.problems, "checks": r.items })
+            serde_json::json!({ "problems": r.problems, "warnings": r.warnings, "checks": r.items })
         );
     } else if r.problems == 0 {
         println!("\nno problems found");

@@ -71,6 +71,7 @@ impl Fake {
                 spec.labels.get("webdock.tag").cloned().unwrap_or_default()
             ),
             stop_timeout: Some(spec.stop_timeout),
+            log: spec.log.clone().unwrap_or_default(),
         }
     }
 }

@@ -144,6 +144,7 @@ pub(crate) mod testing {
             restart_count: 0,
             image_id: format!("sha256:{tag}"),
             stop_timeout: None,
+            log: Default::default(),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! a message saying what is missing; it never passes silently.
 #![allow(dead_code)]
 
+pub mod freeze;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -5,13 +5,14 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from portal.applog import append_line, log_path
+from portal.heartbeat import beat
 
 BEAT_SECONDS = 0.2
 
 
 class Command(BaseCommand):
     help = ("Run the daemon job NAME forever: 'start', then a 'beat' every 0.2 s to "
-            "$WEBDOCK_DATA/logs/djob-NAME.log; on SIGTERM write 'stop' and exit 0.")
+            "$WEBDOCK_DATA/logs/djob-NAME.log (and webdock's heartbeat file); on SIGTERM write 'stop' and exit 0.")
 
     def add_arguments(self, parser):
         parser.add_argument("name")
@@ -35,5 +36,6 @@ class Command(BaseCommand):
             if stopping:
                 break
             append_line(path, "beat")
+            beat()
         self.stdout.write(f"djob {name}: " + append_line(path, "stop"), ending="")
         self.stdout.flush()
