@@ -97,11 +97,12 @@ fn rootfs_entries(dir: &Dir<'static>, out: &mut Vec<Entry>) {
 /// `never` paths (webdock.toml and the env file, which holds secrets) and
 /// the app's `.git`.
 fn app_entries(app: &Path, never: &[PathBuf], out: &mut Vec<Entry>) -> Result<(), BuildError> {
-    let never: Vec<PathBuf> = never
-        .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-        .collect();
-    let app_abs = std::path::absolute(app).unwrap_or_else(|_| app.to_path_buf());
+    // Canonical paths on both sides: the app or the env file may be named
+    // through a symlink, and a lexical comparison then misses the secrets.
+    // The walk follows no links, so below the app root an entry's canonical
+    // path is the canonical root joined with its relative path.
+    let never: Vec<PathBuf> = never.iter().map(|p| canonical(p)).collect();
+    let app_abs = canonical(app);
     let app_owned = app.to_path_buf();
     let mut ib = ignore::gitignore::GitignoreBuilder::new(app);
     let di = app.join(".dockerignore");
@@ -186,6 +187,14 @@ fn app_entries(app: &Path, never: &[PathBuf], out: &mut Vec<Entry>) -> Result<()
         });
     }
     Ok(())
+}
+
+/// The path with every symlink resolved; a path that does not exist (an
+/// env file not made yet) is made absolute instead.
+fn canonical(p: &Path) -> PathBuf {
+    fs_err::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Everything that goes into the build context, in a stable order.
@@ -340,5 +349,58 @@ mod tests {
             "{s}"
         );
         assert!(!s.contains("/bin/sh"));
+    }
+}
+
+#[cfg(test)]
+mod never_tests {
+    use super::*;
+
+    fn paths(cfg: &Config) -> Vec<String> {
+        let wheels = tempfile::tempdir().unwrap();
+        context_entries(cfg, wheels.path(), String::new())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
+    }
+
+    /// Issue 16 item 6: with the app reached through a symlink and the env
+    /// file named by its real path (or the other way round), a lexical
+    /// comparison let the secrets into a layer.
+    #[test]
+    fn env_file_reached_through_a_symlinked_app_dir_stays_out_of_the_image() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        fs_err::create_dir_all(real.join(".git")).unwrap();
+        fs_err::write(real.join(".git/config"), "x").unwrap();
+        fs_err::write(real.join("requirements.txt"), "").unwrap();
+        fs_err::write(real.join("app.env"), "SECRET=1\n").unwrap();
+        fs_err::write(real.join("webdock.toml"), "").unwrap();
+        fs_err::write(real.join("views.py"), "").unwrap();
+        std::os::unix::fs::symlink(&real, tmp.path().join("link")).unwrap();
+        let link = tmp.path().join("link");
+        for (cfg_at, app, env) in [
+            (&link, link.display().to_string(), real.join("app.env")),
+            (&real, link.display().to_string(), real.join("app.env")),
+            (&real, real.display().to_string(), link.join("app.env")),
+            (&link, ".".to_string(), real.join("app.env")),
+        ] {
+            let text = format!(
+                "project = \"p\"\napp = \"{app}\"\nenv_file = \"{}\"\n",
+                env.display()
+            );
+            let cfg = Config::parse(&cfg_at.join("webdock.toml"), &text).unwrap();
+            let p = paths(&cfg);
+            assert!(p.contains(&"app/views.py".to_string()), "{p:?}");
+            for never in ["app/app.env", "app/webdock.toml", "app/.git/config"] {
+                assert!(
+                    !p.contains(&never.to_string()),
+                    "{never} in the context (config at {}, app {app}, env {}): {p:?}",
+                    cfg_at.display(),
+                    env.display()
+                );
+            }
+        }
     }
 }
