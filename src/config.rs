@@ -64,6 +64,8 @@ struct Raw {
     cron: Cron,
     #[serde(default)]
     djobs: BTreeMap<SimpleName, RawDjob>,
+    #[serde(default)]
+    build: crate::build::assets::BuildSection,
 }
 
 fn d_app() -> PathBuf {
@@ -282,6 +284,8 @@ pub struct Config {
     pub health: Health,
     pub cron: Cron,
     pub djobs: Vec<Djob>,
+    /// `[build]`: the front-end asset step (`build::assets`).
+    pub build: crate::build::assets::BuildSection,
 }
 
 impl Config {
@@ -403,6 +407,7 @@ impl Config {
                 return Err(invalid(format!("portal.public_url {u:?} must be an http:// URL (the host nginx on this machine)")));
             }
         }
+        raw.build.check().map_err(&invalid)?;
         let mut djobs = Vec::new();
         for (name, d) in raw.djobs {
             check_command(&format!("djobs.{}.command", name.0), &d.command, false)
@@ -449,6 +454,7 @@ impl Config {
             health: raw.health,
             cron: raw.cron,
             djobs,
+            build: raw.build,
         })
     }
 

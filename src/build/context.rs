@@ -1,14 +1,13 @@
-//! The build context: the Dockerfile and the image's rootfs overlay (both
-//! compiled into the binary, so the binary alone can build), the generated
-//! djob services, the app's crontab, the wheelhouse and the app itself minus
-//! `.dockerignore`, assembled in memory in a stable order and streamed as a
-//! gzipped tar straight into the engine's build endpoint.
+//! The classic build context: the Dockerfile and the image's rootfs overlay
+//! (both compiled into the binary), the generated djob services, the app's
+//! crontab, the wheelhouse and the app itself minus `.dockerignore`, in a
+//! stable order. `webdock build --emit-context DIR` writes it out so that
+//! `docker build DIR` can do the same work as webdock (the benchmark); the
+//! fast path takes the app's files (`app_files`) and webdock's own
+//! (`webdock_files`) from here too, so both see the same image contents.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use futures_util::Stream;
 use include_dir::{include_dir, Dir};
 
 use super::BuildError;
@@ -217,14 +216,7 @@ pub fn context_entries(
             djob_run_script(d),
         ));
     }
-    let crontab = match &cfg.crontab {
-        Some(c) => {
-            let p = cfg.app_dir.join(c);
-            fs_err::read(&p).map_err(|_| BuildError::NoCrontab(p.clone()))?
-        }
-        None => Vec::new(),
-    };
-    out.push(inline(".webdock/crontab", 0o644, crontab));
+    out.push(inline(".webdock/crontab", 0o644, crontab(cfg)?));
     out.push(inline(
         ".webdock/requirements.txt",
         0o644,
@@ -252,76 +244,59 @@ pub fn context_entries(
             source: Source::Disk(w),
         });
     }
+    out.extend(app_files(cfg)?);
+    Ok(out)
+}
+
+/// The app's files as they go into the image (`app/<path>`): the app
+/// directory minus `.dockerignore`, never the config, the env file or `.git`.
+pub fn app_files(cfg: &Config) -> Result<Vec<Entry>, BuildError> {
+    if !cfg.app_dir.is_dir() {
+        return Err(BuildError::NoApp(cfg.app_dir.clone()));
+    }
     let never: Vec<PathBuf> = std::iter::once(cfg.path.clone())
         .chain(cfg.env_file.clone())
         .collect();
+    let mut out = Vec::new();
     app_entries(&cfg.app_dir, &never, &mut out)?;
     Ok(out)
 }
 
-/// Writes chunks into a channel: the tar is produced on a blocking thread
-/// while the engine reads it, so memory stays flat for any context size.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
-    buf: Vec<u8>,
+/// webdock's own files in the image: the rootfs overlay, the djobs' `run`
+/// scripts and the crontab, as (path in the image, mode, content).
+pub fn webdock_files(cfg: &Config) -> Result<Vec<(String, u32, Vec<u8>)>, BuildError> {
+    let mut rootfs = Vec::new();
+    rootfs_entries(&ROOTFS, &mut rootfs);
+    let mut out: Vec<(String, u32, Vec<u8>)> = rootfs
+        .into_iter()
+        .filter_map(|e| match e.source {
+            Source::Inline(d) => Some((
+                e.path.trim_start_matches(".webdock/rootfs/").to_string(),
+                e.mode,
+                d,
+            )),
+            Source::Disk(_) => None,
+        })
+        .collect();
+    for d in &cfg.djobs {
+        out.push((
+            format!("etc/webdock/djobs/{}/run", d.name),
+            0o755,
+            djob_run_script(d).into_bytes(),
+        ));
+    }
+    out.push(("etc/webdock/crontab".into(), 0o644, crontab(cfg)?));
+    Ok(out)
 }
 
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 256 * 1024 {
-            self.flush()?;
+fn crontab(cfg: &Config) -> Result<Vec<u8>, BuildError> {
+    match &cfg.crontab {
+        Some(c) => {
+            let p = cfg.app_dir.join(c);
+            fs_err::read(&p).map_err(|_| BuildError::NoCrontab(p.clone()))
         }
-        Ok(data.len())
+        None => Ok(Vec::new()),
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            let chunk = Bytes::from(std::mem::take(&mut self.buf));
-            self.tx
-                .blocking_send(Ok(chunk))
-                .map_err(|_| std::io::Error::other("build context reader went away"))?;
-        }
-        Ok(())
-    }
-}
-
-/// Streams the entries as a gzipped tar. Errors reading a file end the
-/// stream with that error, which aborts the build.
-pub fn context_stream(
-    entries: Vec<Entry>,
-) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
-    std::thread::spawn(move || {
-        let err_tx = tx.clone();
-        let result = (|| -> std::io::Result<()> {
-            let w = ChannelWriter {
-                tx,
-                buf: Vec::with_capacity(256 * 1024),
-            };
-            let gz = flate2::write::GzEncoder::new(w, flate2::Compression::fast());
-            let mut tar = tar::Builder::new(gz);
-            for e in entries {
-                let data = match e.source {
-                    Source::Inline(d) => d,
-                    Source::Disk(p) => fs_err::read(&p)?,
-                };
-                let mut h = tar::Header::new_gnu();
-                h.set_size(data.len() as u64);
-                h.set_mode(e.mode);
-                h.set_uid(0);
-                h.set_gid(0);
-                h.set_mtime(0);
-                h.set_entry_type(tar::EntryType::Regular);
-                tar.append_data(&mut h, &e.path, data.as_slice())?;
-            }
-            let mut w = tar.into_inner()?.finish()?;
-            w.flush()
-        })();
-        if let Err(e) = result {
-            let _ = err_tx.blocking_send(Err(e));
-        }
-    });
-    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) })
 }
 
 #[cfg(test)]

@@ -18,10 +18,11 @@ pub struct Provenance {
 }
 
 /// git commit of the app (with `-dirty` when it has changes) and a creation
-/// time that repeats for repeated builds of the same commit, so a rebuild
+/// time that repeats for repeated builds of the same inputs, so a rebuild
 /// with no change is the same image: `SOURCE_DATE_EPOCH`, else the commit
-/// time of a clean checkout, else now.
-pub fn provenance(app: &Path) -> Provenance {
+/// time of a clean checkout, else `fallback` (the build passes the newest
+/// time among the app's files: stable while nothing is edited).
+pub fn provenance(app: &Path, fallback: impl FnOnce() -> String) -> Provenance {
     let git = |args: &[&str]| {
         proc::run("git", args, Some(app), None)
             .ok()
@@ -47,7 +48,7 @@ pub fn provenance(app: &Path) -> Provenance {
                 None
             }
         })
-        .unwrap_or_else(crate::clock::now_rfc3339);
+        .unwrap_or_else(fallback);
     Provenance { revision, created }
 }
 

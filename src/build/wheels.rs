@@ -9,8 +9,8 @@ use crate::lock::Lock;
 use crate::proc;
 
 /// Downloads the wheels for `requirements` into a cache directory named by
-/// its hash, once; returns the directory.
-pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, BuildError> {
+/// its hash, once; returns the directory and whether it was there already.
+pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<(PathBuf, bool), BuildError> {
     let text =
         fs_err::read(requirements).map_err(|_| BuildError::NoRequirements(requirements.into()))?;
     let python = std::env::var("WEBDOCK_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -18,7 +18,7 @@ pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, Bu
     let root = cache_dir().join("wheels");
     let dir = root.join(key);
     if dir.is_dir() {
-        return Ok(dir);
+        return Ok((dir, true));
     }
     fs_err::create_dir_all(&root).map_err(|e| BuildError::Io {
         path: root.clone(),
@@ -30,7 +30,7 @@ pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, Bu
             cause: std::io::Error::other(e.to_string()),
         })?;
     if dir.is_dir() {
-        return Ok(dir);
+        return Ok((dir, true));
     }
     say(&format!(
         "downloading wheels for {} into the cache",
@@ -69,5 +69,5 @@ pub fn wheelhouse(requirements: &Path, say: &dyn Fn(&str)) -> Result<PathBuf, Bu
         path: dir.clone(),
         cause: e,
     })?;
-    Ok(dir)
+    Ok((dir, false))
 }
