@@ -14,50 +14,34 @@ from one repetition to the next):
             empty wheel cache, no layer cache (a new base means new layers)
 
 "Same work" is what both sides are given:
-  - the same build context in content and file mode: the script writes
-    webdock's context to disk (Dockerfile, .webdock/rootfs,
-    .webdock/djobs/<name>/run generated like src/build.rs, .webdock/crontab,
-    .webdock/requirements.txt, .webdock/wheels from the wheel cache, app/
-    minus .dockerignore) and the CLI builds that directory, as a person
-    would (`docker build DIR`);
-  - the same Dockerfile and build args: BASE_IMAGE = `webdock base`; the
-    release (tag, the app's git commit and commit time, djob list) as
-    webdock passes it: appended to the Dockerfile as literal ENV + LABEL
-    lines (webdock from abc520b on), or as build args to the Dockerfile's
-    ARG step (before); the classic builder (DOCKER_BUILDKIT=0, --force-rm
-    like webdock);
-  - the same cache state. The two do not share layers from
-    `COPY .webdock/rootfs/` on: webdock's tar stream has no directory
-    entries, the CLI's has, and the classic builder hashes a directory
-    entry's header into the COPY cache key, so the CLI keeps its own
-    lineage of layers from there (the steps before it are shared). The
-    warm-up builds both lineages once. Each timed build then gets its own
-    change (its own line in views.py, its own requirements comment) that no
-    build of either side has seen, so both run exactly the same steps; the
-    table shows the steps each side ran, and the run fails if they differ.
-    Each side tags into its own repository (webdock-bench-wd / -cli).
+  - the same inputs: the CLI side builds the classic context that webdock
+    itself writes with `webdock build TAG --emit-context DIR` (the Dockerfile
+    with the release as literal ENV + LABEL lines and the real base as
+    BASE_IMAGE, webdock's rootfs overlay, djob services and crontab, the
+    wheels from the wheel cache, the app minus .dockerignore, and the
+    compiled front-end assets), with `DOCKER_BUILDKIT=0 docker build
+    --force-rm DIR`. Writing that context is not timed, which favours the CLI.
+  - the same cache state: each timed build gets its own change (its own line
+    in views.py, its own requirements comment) that no build of either side
+    has seen; the no-change rebuild builds each side's last tag again. The
+    wheel cache is warmed for every requirements text before either side
+    builds it (by the --emit-context call), so neither downloads.
+  - webdock does not run Dockerfile steps: its --json events give the time
+    of each phase (base, wheels, deps, assets, files, app, image); the CLI's
+    per-step times come from when each "Step N/M" line arrives.
   - cold: webdock makes the base (mmdebstrap + import) and downloads the
     wheels itself; the CLI side runs the same mmdebstrap and `docker import`
     and the same `pip download` by hand, timed, then `docker build`. Each
     cold build gets its own freshly imported base, so no layer is cached.
     The original base tag is restored right after each cold build.
 
-The CLI time is the `docker build` process (plus mmdebstrap/import/pip in the
-cold case); writing the context to disk is not counted (webdock assembles it
-inline), which favours the CLI.
-
-Per-step times come from when each "Step N/M" line arrives on the client
-(webdock --json events and the CLI's output alike).
-
     python3 bench/build_bench.py [--reps 3] [--req-reps 1] [--cold-reps 0]
 """
 import argparse
-import hashlib
 import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -65,158 +49,27 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (SRC, build_config, copy_app, docker, fmt_s, git, git_commit, header,  # noqa: E402
-                    image_exists, log, md_table, median, run, webdock_bin)
+from common import (SRC, build_config, copy_app, docker, fmt_s, git_commit, header,  # noqa: E402
+                    log, md_table, median, run, webdock_bin)
 
 WD_IMAGE = "webdock-bench-wd"
 CLI_IMAGE = "webdock-bench-cli"
-DJOBS = {  # as in build_config(): name -> argv
-    "billing": ["python", "manage.py", "djob", "billing"],
-    "email2fax": ["python", "manage.py", "djob", "email2fax"],
-}
 EXTRA_PIN = "six==1.17.0"
+PHASES = ("base", "wheels", "deps", "assets", "files", "app", "image")
 
 
-# ------------------------------------------------------------ webdock's context
-
-def sha_hex(parts):
-    """src/build.rs sha_hex: each part as (u64 LE length, bytes)."""
-    h = hashlib.sha256()
-    for p in parts:
-        h.update(struct.pack("<Q", len(p)))
-        h.update(p)
-    return h.hexdigest()
-
-
-def wheel_key(req_text: bytes):
-    return sha_hex([req_text, b"cp311-manylinux-x86_64"])[:16]
-
+# ------------------------------------------------------------ inputs
 
 def base_packages():
+    """The base's package list (images/base/packages.txt), for the CLI side
+    of a cold build, which runs mmdebstrap by hand."""
     text = (SRC / "images/base/packages.txt").read_text()
     return [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
 
 
 def base_ref():
-    pkgs = ",".join(base_packages()).encode()
-    return "webdock-base:" + sha_hex([b"bookworm", pkgs])[:12]
-
-
-def execline_quote(a):
-    out = ['"']
-    for c in a:
-        out.append({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c, c))
-    out.append('"')
-    return "".join(out)
-
-
-def djob_run_script(name, argv):
-    return ("#!/usr/bin/execlineb -P\n# djob {name}: generated by webdock from webdock.toml\n"
-            "fdmove -c 2 1\ncd /app\ns6-setuidgid app\n{args}\n").format(
-                name=name, args=" ".join(execline_quote(a) for a in argv))
-
-
-def ignore_patterns(app):
-    p = app / ".dockerignore"
-    if not p.is_file():
-        return []
-    pats = []
-    for line in p.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("!"):
-            sys.exit(".dockerignore negations are not handled by this script")
-        pats.append(line.lstrip("./") if line.startswith("./") else line.lstrip("/"))
-    return pats
-
-
-def ignored(rel, pats):
-    """Docker's anchored patterns, as src/build.rs applies them: a pattern
-    matches the path or any of its parents; `**/` matches at any depth."""
-    import fnmatch
-    parts = rel.split("/")
-    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
-    for pat in pats:
-        for pre in prefixes:
-            if pat.startswith("**/"):
-                if fnmatch.fnmatchcase(pre.split("/")[-1], pat[3:]) or fnmatch.fnmatchcase(pre, pat[3:]):
-                    return True
-            elif "/" not in pat:
-                if "/" not in pre and fnmatch.fnmatchcase(pre, pat):
-                    return True
-            elif fnmatch.fnmatchcase(pre, pat):
-                return True
-    return False
-
-
-def dockerfile_text():
-    return (SRC / "dockerfiles/webdocker.Dockerfile").read_text()
-
-
-def release_by_build_args():
-    """Older webdock: the Dockerfile declares ARG WEBDOCK_TAG etc. and webdock
-    passes the release as build args. Newer (abc520b on): webdock appends an
-    ENV and one LABEL line with literal values to the Dockerfile it sends."""
-    return "ARG WEBDOCK_TAG" in dockerfile_text()
-
-
-def dockerfile_with_labels(tag, labels):
-    """src/build.rs dockerfile_with_labels."""
-    def quote(v):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
-    sep = " \\\n      "
-    parts = sep.join(f"{k}={quote(v)}" for k, v in labels)
-    return f"{dockerfile_text().rstrip()}\nENV WEBDOCK_RELEASE={quote(tag)}\nLABEL {parts}\n"
-
-
-def write_context(ctx, app, wheels, dockerfile):
-    """webdock's build context (src/build.rs context_entries), on disk."""
-    if ctx.exists():
-        shutil.rmtree(ctx)
-    files = []  # (path, mode, bytes)
-    files.append(("Dockerfile", 0o644, dockerfile.encode()))
-    root = SRC / "images/rootfs"
-    for f in sorted(root.rglob("*")):
-        if f.is_file():
-            data = f.read_bytes()
-            files.append((f".webdock/rootfs/{f.relative_to(root)}",
-                          0o755 if data.startswith(b"#!") else 0o644, data))
-    files.append((".webdock/djobs/.keep", 0o644, b""))
-    for name, argv in DJOBS.items():
-        files.append((f".webdock/djobs/{name}/run", 0o755, djob_run_script(name, argv).encode()))
-    files.append((".webdock/crontab", 0o644, (app / "crontab").read_bytes()))
-    files.append((".webdock/requirements.txt", 0o644, (app / "requirements.txt").read_bytes()))
-    files.append((".webdock/wheels/.keep", 0o644, b""))
-    for w in sorted(wheels.iterdir()):
-        if w.is_file():
-            files.append((f".webdock/wheels/{w.name}", 0o644, w.read_bytes()))
-    pats = ignore_patterns(app)
-    for f in sorted(app.rglob("*")):
-        rel = str(f.relative_to(app))
-        if rel == ".git" or rel.startswith(".git/") or rel == "webdock.toml":
-            continue  # never sent by webdock, whatever .dockerignore says
-        if ignored(rel, pats) or not f.is_file() or f.is_symlink():
-            continue
-        mode = 0o755 if f.stat().st_mode & 0o111 else 0o644
-        files.append((f"app/{rel}", mode, f.read_bytes()))
-    for path, mode, data in files:
-        p = ctx / path
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-        os.chmod(p, mode)
-    for d in [ctx, *[p for p in ctx.rglob("*") if p.is_dir()]]:
-        os.chmod(d, 0o755)
-    return len(files)
-
-
-def provenance(app):
-    """src/build.rs provenance for a clean checkout: commit and commit time."""
-    commit = git(app, "rev-parse", "HEAD")
-    dirty = git(app, "status", "--porcelain", "--", ".")
-    if dirty:
-        sys.exit("the bench app has uncommitted changes")
-    return commit, git(app, "log", "-1", "--format=%cI")
+    """webdock's base image reference (made by the warm-up)."""
+    return run([webdock_bin(), "base"]).stdout.strip()
 
 
 # ------------------------------------------------------------ builders
@@ -244,30 +97,16 @@ def stream_timed(cmd, env=None, lines_of=None):
     return wall, lines, err
 
 
-def steps_from(lines, wall, is_json):
-    """[(step label, seconds, cached)] from timestamped output lines."""
+def steps_from(lines, wall):
+    """[(step label, seconds, cached)] from the CLI's timestamped output."""
     marks = []  # (t, label)
     cached_after = set()
     for t, line in lines:
-        text = line
-        if is_json:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if ev.get("event") == "build":
-                text = ev["step"]
-            elif ev.get("event") == "build-output":
-                text = ev["line"]
-            else:
-                continue
-        m = STEP_RE.match(text.strip())
+        text = line.strip()
+        m = STEP_RE.match(text)
         if m:
-            instr = m.group(3).upper()
-            rest = m.group(4).strip()
-            # the release values differ per build: show the instruction only
-            rest = re.sub(r'(WEBDOCK_RELEASE|webdock\.tag)=.*', r'\1=…', rest)
-            marks.append((t, f"{m.group(1)} {instr} {rest[:38]}"))
+            rest = re.sub(r'(WEBDOCK_RELEASE|webdock\.tag)=.*', r'\1=…', m.group(4).strip())
+            marks.append((t, f"{m.group(1)} {m.group(3).upper()} {rest[:38]}"))
         elif "Using cache" in text and marks:
             cached_after.add(len(marks) - 1)
     out = []
@@ -284,9 +123,8 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="webdock-bench-build-"))
         self.app = copy_app(self.tmp / "app")
         self.cfg = build_config(self.tmp, WD_IMAGE, self.app)
-        self.ctx = self.tmp / "ctx"
-        # A private wheel cache (seeded from the machine's), so the bench never
-        # adds to or removes from the cache other users of this machine share.
+        # A private cache (wheels seeded from the machine's), so the bench
+        # never adds to or removes from the cache other users share.
         shared = Path(os.environ.get("WEBDOCK_CACHE") or Path.home() / ".cache/webdock")
         self.cache = self.tmp / "cache"
         (self.cache / "wheels").mkdir(parents=True)
@@ -295,86 +133,59 @@ class Bench:
                 if d.is_dir() and not d.name.endswith(".tmp"):
                     shutil.copytree(d, self.cache / "wheels" / d.name)
         os.environ["WEBDOCK_CACHE"] = str(self.cache)
-        self.seeded = []
         self.results = {}  # scenario -> side -> [dict]
         self.made_bases = []  # image ids of bases made by cold builds
         self.n = 0
         self.base_req = (self.app / "requirements.txt").read_text()
+        self.deps_before = set(self.deps_images())
+
+    @staticmethod
+    def deps_images():
+        return docker("images", "--format", "{{.Repository}}:{{.Tag}}", "webdock-deps").stdout.split()
 
     # -- the two builders
 
-    def wd_build(self, tag, env=None):
-        wall, lines, _ = stream_timed([webdock_bin(), "-c", str(self.cfg), "--json", "build", tag],
-                                      env=env)
-        built = next(json.loads(l) for _, l in lines if '"event":"built"' in l.replace(" ", ""))
-        pre, steps = steps_from(lines, wall, True)
-        marks = {}  # progress messages of a cold build, by arrival time
-        for t, l in lines:
-            if '"progress"' not in l:
-                continue
-            msg = json.loads(l).get("message", "")
-            for key, prefix in (("base", "making base image"), ("import", "rootfs made"),
-                                ("wheels", "downloading wheels"), ("build", "building ")):
-                if msg.startswith(prefix) and key not in marks:
-                    marks[key] = t
-        return {"wall": wall, "steps": steps, "pre": pre, "cached": built["cached_steps"],
-                "nsteps": built["steps"], "id": built["id"], "marks": marks}
+    def wd_build(self, tag, env=None, extra=()):
+        wall, lines, _ = stream_timed([webdock_bin(), "-c", str(self.cfg), "--json", "build", tag,
+                                       *extra], env=env)
+        events = [json.loads(l) for _, l in lines if l.startswith("{")]
+        built = next(e for e in events if e.get("event") == "built")
+        ran = [e["phase"] for e in events if e.get("event") == "build" and not e["cached"]]
+        return {"wall": wall, "phases": built["phases"], "ran": ran, "id": built["id"],
+                "cached": built["cached_steps"], "nsteps": built["steps"]}
 
-    def cli_build(self, tag, wheels):
-        commit, created = provenance(self.app)
-        labels = [("webdock.tag", tag), ("webdock.djobs", ",".join(DJOBS)),
-                  ("org.opencontainers.image.version", tag),
-                  ("org.opencontainers.image.revision", commit),
-                  ("org.opencontainers.image.created", created)]
-        base = run([webdock_bin(), "base"]).stdout.strip()
-        cmd = ["docker", "build", "--force-rm", "-t", f"{CLI_IMAGE}:{tag}",
-               "--build-arg", f"BASE_IMAGE={base}"]
-        if release_by_build_args():
-            write_context(self.ctx, self.app, wheels, dockerfile_text())
-            cmd += ["--build-arg", f"WEBDOCK_TAG={tag}",
-                    "--build-arg", f"WEBDOCK_REVISION={commit}",
-                    "--build-arg", f"WEBDOCK_CREATED={created}",
-                    "--build-arg", f"WEBDOCK_DJOBS={','.join(DJOBS)}"]
-        else:
-            write_context(self.ctx, self.app, wheels, dockerfile_with_labels(tag, labels))
-        cmd.append(str(self.ctx))
+    def emit(self, tag, env=None):
+        """webdock's classic context for TAG, in a fresh directory (untimed)."""
+        self.n += 1
+        ctx = self.tmp / f"ctx-{self.n}"
+        run([webdock_bin(), "-c", str(self.cfg), "build", tag, "--emit-context", str(ctx)],
+            env=env, timeout=1800)
+        return ctx
+
+    def cli_build(self, tag, ctx):
+        cmd = ["docker", "build", "--force-rm", "-t", f"{CLI_IMAGE}:{tag}", str(ctx)]
         wall, lines, _ = stream_timed(cmd, env={"DOCKER_BUILDKIT": "0"})
-        pre, steps = steps_from(lines, wall, False)
+        shutil.rmtree(ctx, ignore_errors=True)
+        pre, steps = steps_from(lines, wall)
         cached = sum(1 for _, l in lines if "Using cache" in l)
-        nsteps = sum(1 for s in steps if not s[0].split()[1] in ("FROM",)) - 1  # minus ARG before FROM
-        return {"wall": wall, "steps": steps, "pre": pre, "cached": cached, "nsteps": nsteps}
-
-    def wheels_for(self, text):
-        d = self.cache / "wheels" / wheel_key(text.encode())
-        if not d.is_dir():
-            raise RuntimeError(f"no wheelhouse {d} for the requirements")
-        return d
-
-    def seed_wheels(self, text, source_text):
-        """A warm wheel cache for `text`: the wheels of `source_text` (same
-        pins; `text` only adds a comment) under the key of `text`."""
-        src = self.wheels_for(source_text)
-        dst = self.cache / "wheels" / wheel_key(text.encode())
-        if not dst.exists():
-            shutil.copytree(src, dst)
-        return dst
+        nsteps = sum(1 for s in steps if s[0].split()[1] not in ("FROM", "ARG"))
+        return {"wall": wall, "steps": steps, "pre": pre, "cached": cached, "nsteps": nsteps,
+                "ran": [s[0] for s in steps if not s[2] and s[0].split()[1] not in ("FROM", "ARG")]}
 
     def floor(self, rep):
         """The engine's cost of one metadata step: FROM the base + one LABEL
         with a new value (a container created and a layer committed)."""
         d = self.tmp / "floor"
         d.mkdir(exist_ok=True)
-        base = run([webdock_bin(), "base"]).stdout.strip()
-        (d / "Dockerfile").write_text(f'FROM {base}\nLABEL bench.floor="{rep}-{time.time_ns()}"\n')
+        (d / "Dockerfile").write_text(f'FROM {base_ref()}\nLABEL bench.floor="{rep}-{time.time_ns()}"\n')
         t0 = time.monotonic()
         run(["docker", "build", "-q", "--force-rm", "-t", f"{CLI_IMAGE}:floor", str(d)],
             env={"DOCKER_BUILDKIT": "0"})
-        r = {"wall": time.monotonic() - t0, "steps": [], "pre": 0, "cached": 0, "nsteps": 1}
-        self.record("floor", "cli", r)
+        self.record("floor", "cli", {"wall": time.monotonic() - t0, "cached": 0, "nsteps": 1})
 
     def record(self, scenario, side, r):
         self.results.setdefault(scenario, {}).setdefault(side, []).append(r)
-        log(f"  {scenario:8} {side:7} {r['wall']:6.1f} s  ({r['cached']}/{r['nsteps']} steps cached)")
+        log(f"  {scenario:8} {side:7} {r['wall']:6.1f} s  ({r['cached']}/{r['nsteps']} cached)")
 
     # -- scenarios
 
@@ -385,34 +196,31 @@ class Bench:
 
     def change_req(self, label, with_extra):
         pins = self.base_req + (EXTRA_PIN + "\n" if with_extra else "")
-        text = pins + f"# bench change {label}\n"
-        (self.app / "requirements.txt").write_text(text)
+        (self.app / "requirements.txt").write_text(pins + f"# bench change {label}\n")
         git_commit(self.app, f"bench: requirements change {label}")
-        return pins, text
 
     def one(self, scenario, side, rep):
-        self.n += 1
         label = f"{rep}{side}{self.n}"
-        if scenario == "nochange":
-            tag = f"nochange-{side}"
-        else:
-            tag = f"{scenario}-{label}"
+        tag = f"nochange-{side}" if scenario == "nochange" else f"{scenario}-{label}"
         if scenario == "app":
             self.change_app(label)
         elif scenario == "req":
-            pins, text = self.change_req(label, rep % 2 == 0)
-            self.seed_wheels(text, pins)
-        req = (self.app / "requirements.txt").read_text()
+            self.change_req(label, rep % 2 == 0)
+        # The context for the CLI, written by webdock (untimed); it also
+        # warms the wheel cache for this requirements text, for both sides.
+        ctx = self.emit(tag)
         if scenario == "nochange":
             # bring this side's tag up to the current input first (untimed)
             if side == "webdock":
                 self.wd_build(tag)
             else:
-                self.cli_build(tag, self.wheels_for(req))
+                self.cli_build(tag, ctx)
+                ctx = self.emit(tag)
         if side == "webdock":
+            shutil.rmtree(ctx, ignore_errors=True)
             r = self.wd_build(tag)
         else:
-            r = self.cli_build(tag, self.wheels_for(req))
+            r = self.cli_build(tag, ctx)
         self.record(scenario, side, r)
 
     def cold(self, side, rep):
@@ -423,21 +231,19 @@ class Bench:
         cache = self.tmp / f"cold-cache-{side}-{rep}"
         cache.mkdir()
         try:
-            # a new one-line change too, so no app layer of any base matches
             self.change_app(f"cold{rep}{side}")
             tag = f"cold-{rep}-{side}"
             if side == "webdock":
                 r = self.wd_build(tag, env={"WEBDOCK_CACHE": str(cache)})
             else:
-                r = self.cli_cold(tag, cache)
+                r = self.cli_cold(tag, cache, ref)
             self.made_bases.append(docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip())
             self.record("cold", side, r)
         finally:
             docker("tag", saved, ref)
             docker("rmi", saved)
 
-    def cli_cold(self, tag, cache):
-        ref = base_ref()
+    def cli_cold(self, tag, cache, ref):
         mirror = os.environ.get("WEBDOCK_DEBIAN_MIRROR", "http://deb.debian.org/debian")
         tar = cache / "rootfs.tar"
         t0 = time.monotonic()
@@ -452,18 +258,19 @@ class Bench:
              str(tar), ref])
         t_imp = time.monotonic() - t0 - t_deb
         tar.unlink()
-        wheels = cache / "wheels"
+        t1 = time.monotonic()
         run([os.environ.get("WEBDOCK_PYTHON", "python3"), "-m", "pip", "download", "--quiet",
              "--disable-pip-version-check", "--only-binary=:all:", "--python-version", "3.11",
              "--platform", "manylinux2014_x86_64", "--platform", "any",
-             "-r", str(self.app / "requirements.txt"), "-d", str(wheels)], timeout=600)
-        t_pip = time.monotonic() - t0 - t_deb - t_imp
-        r = self.cli_build(tag, wheels)
+             "-r", str(self.app / "requirements.txt"), "-d", str(cache / "pipdl")], timeout=600)
+        t_pip = time.monotonic() - t1
+        # the context (with those wheels: webdock's cache is warmed from it) is untimed
+        ctx = self.emit(tag, env={"WEBDOCK_CACHE": str(cache)})
+        r = self.cli_build(tag, ctx)
         log(f"  cold CLI: mmdebstrap {t_deb:.1f} s, import {t_imp:.1f} s, pip {t_pip:.1f} s, "
             f"docker build {r['wall']:.1f} s")
         r["wall"] += t_deb + t_imp + t_pip
-        r["pre_base"] = t_deb + t_imp + t_pip
-        r["phases"] = {"mmdebstrap": t_deb, "import": t_imp, "pip": t_pip}
+        r["phases"] = {"mmdebstrap": t_deb, "import": t_imp, "pip": t_pip, "build": r["wall"] - t_deb - t_imp - t_pip}
         return r
 
     # -- the run
@@ -472,20 +279,17 @@ class Bench:
         log("warm-up: base image, wheel cache, one build per side (not timed)")
         run([webdock_bin(), "base"], timeout=1800)
         self.wd_build("warmup")
-        req = (self.app / "requirements.txt").read_text()
-        self.cli_build("warmup", self.wheels_for(req))
-        r = self.cli_build("warmup", self.wheels_for(req))
+        self.cli_build("warmup", self.emit("warmup"))
+        r = self.cli_build("warmup", self.emit("warmup"))
         if r["cached"] != r["nsteps"]:
             sys.exit("the CLI rebuilt steps of an unchanged context:\n"
                      + "\n".join(f"{l} {'cached' if c else 'RUN'}" for l, _, c in r["steps"]))
         # the requirements change needs the extra pin's wheels once (network)
-        pins = self.base_req + EXTRA_PIN + "\n"
-        if not (self.cache / "wheels" / wheel_key(pins.encode())).is_dir():
-            (self.app / "requirements.txt").write_text(pins)
-            git_commit(self.app, "bench: extra pin (warm-up)")
-            self.wd_build("warmup-req")
-            (self.app / "requirements.txt").write_text(self.base_req)
-            git_commit(self.app, "bench: back to the original pins")
+        (self.app / "requirements.txt").write_text(self.base_req + EXTRA_PIN + "\n")
+        git_commit(self.app, "bench: extra pin (warm-up)")
+        self.wd_build("warmup-req")
+        (self.app / "requirements.txt").write_text(self.base_req)
+        git_commit(self.app, "bench: back to the original pins")
 
     def main(self):
         a = self.args
@@ -507,53 +311,55 @@ class Bench:
                 self.cold(side, rep)
 
     def report(self):
-        out = [header("Build: webdock build vs docker build (classic builder), same context"), ""]
+        out = [header("Build: webdock build vs docker build (classic builder), same inputs"), ""]
         rows = []
         names = {"nochange": "rebuild, no change", "app": "rebuild, one-line app change",
                  "req": "rebuild, requirements change (warm wheel cache)",
                  "cold": "cold (base + wheels + all layers)"}
         for sc in ("cold", "nochange", "app", "req"):
             r = self.results.get(sc)
-            if not r:
+            if not r or not r.get("webdock") or not r.get("cli"):
                 continue
-            w = [x["wall"] for x in r.get("webdock", [])]
-            c = [x["wall"] for x in r.get("cli", [])]
+            w = [x["wall"] for x in r["webdock"]]
+            c = [x["wall"] for x in r["cli"]]
             mw, mc = median(w), median(c)
-            ran_w = sorted({x["nsteps"] - x["cached"] for x in r.get("webdock", [])})
-            ran_c = sorted({x["nsteps"] - x["cached"] for x in r.get("cli", [])})
-            if ran_w != ran_c:
-                log(f"WARNING: {sc}: webdock ran {ran_w} steps, the CLI {ran_c}: not the same work")
-            cached = (f"{'/'.join(map(str, ran_w))} / {'/'.join(map(str, ran_c))} "
-                      f"of {r['webdock'][0]['nsteps']}")
-            rows.append([names[sc], len(w), fmt_s(mw, 1), fmt_s(mc, 1), fmt_s(mw / mc, 2),
-                         f"{fmt_s(min(w), 1)}–{fmt_s(max(w), 1)}",
-                         f"{fmt_s(min(c), 1)}–{fmt_s(max(c), 1)}", cached])
+            ran_w = sorted({",".join(x["ran"]) or "nothing" for x in r["webdock"]})
+            ran_c = sorted({str(len(x["ran"])) for x in r["cli"]})
+            rows.append([names[sc], len(w), fmt_s(mw, 2), fmt_s(mc, 2),
+                         f"{mc / mw:.1f}×" if mw > 0 else "-",
+                         f"{fmt_s(min(w), 2)}–{fmt_s(max(w), 2)}",
+                         f"{fmt_s(min(c), 2)}–{fmt_s(max(c), 2)}",
+                         " / ".join(ran_w), "/".join(ran_c) + f" of {r['cli'][0]['nsteps']}"])
         out.append(md_table(["scenario", "n", "webdock median s", "docker CLI median s",
-                             "ratio webdock/CLI", "webdock range", "CLI range",
-                             "steps run (webdock / CLI)"], rows))
-        # per-step profile of the rebuilds that do work
-        for sc in ("app", "req"):
+                             "CLI ÷ webdock", "webdock range", "CLI range",
+                             "webdock phases run", "CLI steps run"], rows))
+        for sc in ("app", "req", "cold"):
             r = self.results.get(sc)
-            if not r:
+            if not r or not r.get("webdock"):
                 continue
             out.append("")
-            out.append(f"Where the time goes, {names[sc]} (median seconds per Dockerfile step, "
-                       "from the arrival of each `Step N/M` line):")
+            out.append(f"Where webdock's time goes, {names[sc]} (median seconds per phase, "
+                       "from its --json events):")
             out.append("")
-            labels = [s[0] for s in r["webdock"][0]["steps"]]
-            rows = [["(before step 1: start, context upload)",
-                     fmt_s(median([x["pre"] for x in r["webdock"]])),
-                     fmt_s(median([x["pre"] for x in r["cli"]])), ""]]
-            for i, lab in enumerate(labels):
-                wv = [x["steps"][i][1] for x in r["webdock"] if i < len(x["steps"])]
-                cv = [x["steps"][i][1] for x in r["cli"] if i < len(x["steps"])]
-                # webdock's --json has no per-step cache event: the CLI's
-                # flags (the same steps run on both sides, checked above)
-                cli_steps = r["cli"][0]["steps"]
-                cached = cli_steps[i][2] if i < len(cli_steps) else False
-                rows.append([f"`{lab}`", fmt_s(median(wv)), fmt_s(median(cv)),
-                             "" if i < 2 else "cached" if cached else "runs"])
-            out.append(md_table(["step", "webdock s", "CLI s", ""], rows))
+            rows = []
+            for ph in PHASES:
+                v = [x["phases"].get(ph, 0.0) for x in r["webdock"]]
+                ran = sum(1 for x in r["webdock"] if ph in x["ran"])
+                rows.append([f"`{ph}`", fmt_s(median(v)), f"{ran} of {len(v)}"])
+            rows.append(["total (wall, with start-up)", fmt_s(median([x["wall"] for x in r["webdock"]])), ""])
+            out.append(md_table(["phase", "webdock s", "runs (not cached)"], rows))
+            cli = r.get("cli")
+            if cli and "steps" in cli[0] and sc != "cold":
+                out.append("")
+                out.append(f"The CLI, same change (median seconds per Dockerfile step that ran):")
+                out.append("")
+                rows = [["(before step 1: start, context upload)", fmt_s(median([x["pre"] for x in cli]))]]
+                for i, (lab, _, cached) in enumerate(cli[0]["steps"]):
+                    if cached or lab.split()[1] in ("FROM", "ARG"):
+                        continue
+                    v = [x["steps"][i][1] for x in cli if i < len(x["steps"])]
+                    rows.append([f"`{lab}`", fmt_s(median(v))])
+                out.append(md_table(["step", "CLI s"], rows))
         fl = self.results.get("floor", {}).get("cli")
         if fl:
             v = [x["wall"] for x in fl]
@@ -561,29 +367,11 @@ class Bench:
             out.append(f"Engine floor, one metadata step (`docker build` of `FROM <base>` + one "
                        f"`LABEL` with a new value: a container made and a layer committed): median "
                        f"{median(v):.1f} s, range {min(v):.1f}–{max(v):.1f} s over {len(v)} builds.")
-        if "cold" in self.results and any("pre_base" in x for x in self.results["cold"].get("cli", [])):
-            cli = self.results["cold"]["cli"]
+        cold = self.results.get("cold", {}).get("cli")
+        if cold:
             out.append("")
-            out.append("Cold builds, by phase (seconds; each build's own numbers):")
-            out.append("")
-            rows = []
-            for x in self.results["cold"].get("webdock", []):
-                m = x.get("marks", {})
-                if {"base", "import", "wheels", "build"} <= m.keys():
-                    rows.append(["webdock", fmt_s(m["import"] - m["base"], 1),
-                                 fmt_s(m["wheels"] - m["import"], 1),
-                                 fmt_s(m["build"] - m["wheels"], 1),
-                                 fmt_s(x["wall"] - m["build"], 1), fmt_s(x["wall"], 1)])
-            for x in cli:
-                p = x["phases"]
-                rows.append(["docker CLI", fmt_s(p["mmdebstrap"], 1), fmt_s(p["import"], 1),
-                             fmt_s(p["pip"], 1), fmt_s(x["wall"] - x["pre_base"], 1),
-                             fmt_s(x["wall"], 1)])
-            out.append(md_table(["builder", "mmdebstrap", "import", "pip download",
-                                 "docker build", "total"], rows))
-            out.append("")
-            out.append("mmdebstrap downloads every package from deb.debian.org on each cold "
-                       "build, so the cold numbers mostly measure the mirror and the network.")
+            out.append("Cold builds of the CLI side, by phase (seconds): " + "; ".join(
+                ", ".join(f"{k} {v:.1f}" for k, v in x["phases"].items()) for x in cold))
         return "\n".join(out)
 
     def cleanup(self):
@@ -594,6 +382,9 @@ class Bench:
             refs = docker("images", "--format", "{{.Repository}}:{{.Tag}}", repo).stdout.split()
             if refs:
                 docker("rmi", *refs, check=False)
+        made = [d for d in self.deps_images() if d not in self.deps_before]
+        if made:  # the requirements changes' dependency images
+            docker("rmi", *made, check=False)
         for b in self.made_bases:
             p = docker("rmi", b, check=False)
             if p.returncode and "No such image" not in p.stderr:

@@ -406,8 +406,20 @@ def build_config(dir, image, app):
     p.write_text(
         f'project = "benchbuild"\nimage = "{image}"\napp = "{app}"\ncrontab = "crontab"\n'
         '[djobs.billing]\ncommand = ["python", "manage.py", "djob", "billing"]\n'
-        '[djobs.email2fax]\ncommand = ["python", "manage.py", "djob", "email2fax"]\n')
+        '[djobs.email2fax]\ncommand = ["python", "manage.py", "djob", "email2fax"]\n'
+        + EXAMPLE_ASSETS)
     return p
+
+
+# The example app's asset step, as in examples/portal/webdock.toml.
+EXAMPLE_ASSETS = '''[build.assets]
+inputs = ["frontend"]
+output = "frontend-dist"
+commands = [
+  ["esbuild", "frontend/app.js", "--bundle", "--minify", "--log-level=warning", "--outfile=frontend-dist/portal/app.js"],
+  ["sassc", "--style", "compressed", "frontend/app.scss", "frontend-dist/portal/app.css"],
+]
+'''
 
 
 def ensure_app_images(image, tags, workdir=None):

@@ -57,4 +57,4 @@ RUN WEBDOCK_BUILD=1 python manage.py collectstatic --noinput -v 0 \
             -o -name '*.html' -o -name '*.xml' -o -name '*.ico' -o -name '*.ttf' \
             -o -name '*.eot' -o -name '*.otf' \) -exec gzip -k -9 -n {} + ; \
     fi \
- && python -m compileall -q /app
+ && python -m compileall -q --invalidation-mode checked-hash /app

@@ -49,6 +49,10 @@ pub enum Command {
         /// Build every layer again instead of reusing the cache.
         #[arg(long)]
         no_cache: bool,
+        /// Write the classic build context (Dockerfile and files) that gives
+        /// `docker build DIR` the same work, instead of building (benchmark).
+        #[arg(long, hide = true, value_name = "DIR")]
+        emit_context: Option<std::path::PathBuf>,
     },
     /// Make the base image (Debian + nginx + uwsgi + s6) if it is missing.
     Base,

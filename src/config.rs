@@ -76,6 +76,8 @@ struct Raw {
     #[serde(default)]
     proxy: Proxy,
     logging: Option<LogSettings>,
+    #[serde(default)]
+    build: crate::build::assets::BuildSection,
 }
 
 fn d_app() -> PathBuf {
@@ -359,6 +361,8 @@ pub struct Config {
     pub proxy: Proxy,
     /// `[logging]` as written; `logging::for_role` resolves a role's.
     pub logging: Option<LogSettings>,
+    /// `[build]`: the front-end asset step (`build::assets`).
+    pub build: crate::build::assets::BuildSection,
 }
 
 impl Config {
@@ -518,6 +522,7 @@ impl Config {
         let proxy = Proxy {
             nginx_conf: raw.proxy.nginx_conf.map(|p| base.join(p)),
         };
+        raw.build.check().map_err(&invalid)?;
         let mut djobs = Vec::new();
         for (name, d) in raw.djobs {
             check_command(&format!("djobs.{}.command", name.0), &d.command, false)
@@ -576,6 +581,7 @@ impl Config {
             djobs,
             proxy,
             logging: raw.logging,
+            build: raw.build,
         })
     }
 

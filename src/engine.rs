@@ -305,6 +305,170 @@ impl Docker {
         };
         self.inner.logs(name, Some(opts))
     }
+
+    // ---- the build's own calls (only `build` uses them) ----
+
+    /// A one-off build container: no network, root, `cmd` instead of the
+    /// image's entrypoint, labelled `webdock.build` so a leftover is findable.
+    pub async fn create_build_container(
+        &self,
+        name: &str,
+        image: &str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+        workdir: &str,
+    ) -> Result<String> {
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(image.into()),
+            cmd: Some(cmd),
+            entrypoint: Some(vec![]),
+            env: Some(env),
+            user: Some("0:0".into()),
+            working_dir: Some(workdir.into()),
+            labels: Some(HashMap::from([("webdock.build".into(), "1".into())])),
+            host_config: Some(bollard::models::HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = q::CreateContainerOptions {
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        let r = self
+            .inner
+            .create_container(Some(opts), body)
+            .await
+            .map_err(api("create", name))?;
+        Ok(r.id)
+    }
+
+    /// Unpacks a tar into a container's filesystem at `path`.
+    pub async fn upload(&self, container: &str, path: &str, tar: bytes::Bytes) -> Result<()> {
+        let opts = q::UploadToContainerOptions {
+            path: path.into(),
+            ..Default::default()
+        };
+        self.inner
+            .upload_to_container(container, Some(opts), bollard::body_full(tar))
+            .await
+            .map_err(api("copy into", container))
+    }
+
+    /// A tar of `path` in a container's filesystem.
+    pub async fn download(&self, container: &str, path: &str) -> Result<Vec<u8>> {
+        let opts = q::DownloadFromContainerOptions { path: path.into() };
+        let mut s = self.inner.download_from_container(container, Some(opts));
+        let mut out = Vec::new();
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk.map_err(api("copy from", container))?);
+        }
+        Ok(out)
+    }
+
+    /// Commits a container's changes as `repo:tag`; the comment is what
+    /// `docker history` shows beside the layer. Returns the image id.
+    pub async fn commit(
+        &self,
+        container: &str,
+        repo: &str,
+        tag: &str,
+        comment: &str,
+    ) -> Result<String> {
+        let opts = q::CommitContainerOptions {
+            container: Some(container.into()),
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+            comment: Some(comment.into()),
+            pause: false,
+            ..Default::default()
+        };
+        let r = self
+            .inner
+            .commit_container(opts, bollard::models::ContainerConfig::default())
+            .await
+            .map_err(api("commit", container))?;
+        Ok(r.id)
+    }
+
+    /// `docker load` of an image archive (manifest.json, config, layers).
+    /// The engine skips any layer it already has without opening its file.
+    pub async fn load_image(&self, archive: bytes::Bytes) -> Result<()> {
+        let opts = q::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let mut s = self
+            .inner
+            .import_image(opts, bollard::body_full(archive), None);
+        while let Some(item) = s.next().await {
+            item.map_err(|e| match e {
+                BollardError::DockerStreamError { error } => EngineError::Build(error),
+                e => api("load", "image")(e),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The layers (diff ids, oldest first) and history of an image, for
+    /// writing the config of an image on top of it.
+    pub async fn image_layers(&self, reference: &str) -> Result<Option<ImageLayers>> {
+        let i = match self.inner.inspect_image(reference).await {
+            Ok(i) => i,
+            Err(e) if not_found(&e) => return Ok(None),
+            Err(e) => return Err(api("inspect image", reference)(e)),
+        };
+        let mut history = self
+            .inner
+            .image_history(reference)
+            .await
+            .map_err(api("history", reference))?;
+        history.reverse();
+        Ok(Some(ImageLayers {
+            id: i.id.unwrap_or_default(),
+            diff_ids: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
+            labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+            history: history
+                .into_iter()
+                .map(|h| HistoryItem {
+                    created: h.created,
+                    created_by: h.created_by,
+                    comment: h.comment,
+                    size: h.size,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Points `repo:tag` at an image.
+    pub async fn tag(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
+        let opts = q::TagImageOptions {
+            repo: Some(repo.into()),
+            tag: Some(tag.into()),
+        };
+        self.inner
+            .tag_image(image, Some(opts))
+            .await
+            .map_err(api("tag", image))
+    }
+}
+
+/// An image's layers and history (oldest first), from inspect and history.
+#[derive(Debug, Clone)]
+pub struct ImageLayers {
+    pub id: String,
+    pub diff_ids: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub history: Vec<HistoryItem>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryItem {
+    pub created: i64,
+    pub created_by: String,
+    pub comment: String,
+    pub size: i64,
 }
 
 fn not_found(e: &BollardError) -> bool {

@@ -312,3 +312,73 @@ fn docker_stop_lets_a_request_in_flight_finish() {
     let code = docker_ok(&["inspect", &r.name, "--format", "{{.State.ExitCode}}"]);
     assert_eq!(code, "0", "a graceful stop exits 0");
 }
+
+/// Issue 14: the example's JS and SCSS, compiled on the build host by
+/// esbuild and sassc, reach the image only as output: hashed by
+/// collectstatic, with a `.gz` twin, served with long cache headers.
+#[test]
+fn the_compiled_bundle_is_hashed_and_served_gzipped_with_long_cache_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (r, sock) = start_portal(tmp.path());
+    wait_for(60, "the portal to answer /health/", || {
+        unix_get(&sock, "/health/", "")
+            .ok()
+            .filter(|r| r.status == 200)
+    });
+    let html = unix_get(&sock, "/", "").unwrap().text();
+    for (ext, ty, needle) in [
+        ("js", "application/javascript", "release badge"),
+        ("css", "text/css", ".badge{"),
+    ] {
+        let url = html
+            .split('"')
+            .find(|s| s.starts_with("/static/portal/app.") && s.ends_with(&format!(".{ext}")))
+            .unwrap_or_else(|| panic!("no hashed app.*.{ext} in {html}"));
+        let hash = url.split('.').nth(1).unwrap();
+        assert!(
+            hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "content-hashed name: {url}"
+        );
+        let gz = unix_get(&sock, url, "Accept-Encoding: gzip\r\n").unwrap();
+        assert_eq!(gz.status, 200, "{url}");
+        assert_eq!(
+            gz.header("Content-Encoding"),
+            Some("gzip"),
+            "{:?}",
+            gz.headers
+        );
+        assert!(gz.body.starts_with(&[0x1f, 0x8b]), "a gzip body for {url}");
+        assert!(
+            gz.header("Content-Type")
+                .unwrap_or_default()
+                .starts_with(ty),
+            "{:?}",
+            gz.headers
+        );
+        assert!(
+            gz.header("Cache-Control")
+                .unwrap_or_default()
+                .contains("max-age=31536000"),
+            "{:?}",
+            gz.headers
+        );
+        let plain = unix_get(&sock, url, "").unwrap();
+        assert!(
+            plain.text().contains(needle),
+            "compiled {ext}: {}",
+            plain.text()
+        );
+    }
+    // The bundlers and their sources stay on the build host.
+    let found = docker_ok(&[
+        "exec",
+        &r.name,
+        "sh",
+        "-c",
+        "ls /app; command -v esbuild sassc node || true",
+    ]);
+    assert!(
+        !found.contains("frontend\n") && !found.contains("esbuild") && !found.contains("sassc"),
+        "{found}"
+    );
+}

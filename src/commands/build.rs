@@ -1,5 +1,6 @@
 //! `webdock build TAG`: one image per release tag.
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -7,74 +8,66 @@ use serde_json::json;
 
 use crate::build;
 use crate::config::Config;
-use crate::engine::BuildEvent;
 use crate::names::Tag;
 use crate::out::Out;
 
-pub async fn run(cfg: &Config, tag: &Tag, no_cache: bool, out: Out) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    cfg: &Config,
+    tag: &Tag,
+    no_cache: bool,
+    emit_context: Option<&Path>,
+    out: Out,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let engine = super::engine().await?;
     let say = |m: &str| out.progress(m);
-    // Check every input before the slow work.
-    let req = cfg.app_dir.join(&cfg.requirements);
-    let base = build::ensure_base(&engine, &say).await?;
-    let wheels = build::wheelhouse(&req, &say)?;
-    let prov = build::provenance(&cfg.app_dir);
-    let args = build::build_args(&base);
-    let dockerfile = build::dockerfile_with_labels(tag, &build::labels(cfg, tag, &prov));
-    let entries = build::context_entries(cfg, &wheels, dockerfile)?;
-    let reference = cfg.image_ref(tag);
+    if let Some(dir) = emit_context {
+        let n = build::pipeline::emit_context(&engine, cfg, tag, dir, &say).await?;
+        out.progress(&format!(
+            "wrote the build context ({n} files) to {}",
+            dir.display()
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
     out.progress(&format!(
-        "building {reference} from {} ({} files in the context)",
-        cfg.app_dir.display(),
-        entries.len()
+        "building {} from {}",
+        cfg.image_ref(tag),
+        cfg.app_dir.display()
     ));
-    // Steps that can come from the cache: everything after FROM (an ARG
-    // before FROM and FROM itself never print "Using cache").
-    let (mut steps, mut cached, mut after_from) = (0u32, 0u32, false);
-    let id = engine
-        .build_image(
-            build::context_stream(entries),
-            &reference,
-            args,
-            no_cache,
-            |ev| match ev {
-                BuildEvent::Step(s) => {
-                    let instr = s
-                        .split(" : ")
-                        .nth(1)
-                        .and_then(|i| i.split_whitespace().next())
-                        .unwrap_or("");
-                    if instr.eq_ignore_ascii_case("FROM") {
-                        after_from = true;
-                    } else if after_from {
-                        steps += 1;
-                    }
-                    if out.json {
-                        out.event("build", json!({ "step": s }));
-                    } else {
-                        out.progress(&s);
-                    }
-                }
-                BuildEvent::CacheHit => cached += 1,
-                BuildEvent::Output(l) => {
-                    tracing::debug!("{l}");
-                    out.event("build-output", json!({ "line": l }));
-                }
-            },
-        )
-        .await?;
+    let on_phase = |p: &build::Phase| {
+        let how = if p.cached { "cached" } else { "ran" };
+        if out.json {
+            out.event(
+                "build",
+                json!({ "step": format!("{}: {how}", p.name), "phase": p.name, "cached": p.cached, "seconds": p.seconds, "detail": p.detail }),
+            );
+        } else {
+            out.progress(&format!(
+                "{:<7} {how:<6} {:>6.2} s  {}",
+                p.name, p.seconds, p.detail
+            ));
+        }
+    };
+    let built = build::build(&engine, cfg, tag, no_cache, &say, &on_phase).await?;
     let secs = started.elapsed().as_secs_f64();
+    let steps = built.phases.len();
+    let cached = built.phases.iter().filter(|p| p.cached).count();
     if out.json {
+        let phases: serde_json::Map<String, serde_json::Value> = built
+            .phases
+            .iter()
+            .map(|p| (p.name.to_string(), json!(p.seconds)))
+            .collect();
         out.event(
             "built",
-            json!({ "image": reference, "id": id, "tag": tag, "revision": prov.revision, "steps": steps, "cached_steps": cached, "seconds": secs }),
+            json!({ "image": built.reference, "id": built.id, "tag": tag, "revision": built.revision, "steps": steps, "cached_steps": cached, "seconds": secs, "phases": phases }),
         );
     } else {
         out.progress(&format!(
-            "built {reference} in {secs:.1} s ({cached} of {steps} steps from cache)"
+            "built {} in {secs:.1} s ({cached} of {steps} phases from cache)",
+            built.reference
         ));
-        println!("{id}");
+        println!("{}", built.id);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,9 +25,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Out::new(cli.json);
     let cfg = || load(&cli.config);
     match &cli.command {
-        Command::Build { tag, no_cache } => {
+        Command::Build {
+            tag,
+            no_cache,
+            emit_context,
+        } => {
             let tag = parse_tag(tag)?;
-            build::run(&cfg()?, &tag, *no_cache, out).await
+            build::run(&cfg()?, &tag, *no_cache, emit_context.as_deref(), out).await
         }
         Command::Base => build::base(out).await,
         Command::Promote { tag, skip_host } => {

@@ -101,13 +101,24 @@ fn image_exists(reference: &str) -> bool {
     docker(&["image", "inspect", reference]).status.success()
 }
 
+/// The example app's front-end asset step, as in its webdock.toml: its
+/// pages link the bundle, so every config that builds it needs this.
+pub const EXAMPLE_ASSETS: &str = r#"[build.assets]
+inputs = ["frontend"]
+output = "frontend-dist"
+commands = [
+  ["esbuild", "frontend/app.js", "--bundle", "--minify", "--log-level=warning", "--outfile=frontend-dist/portal/app.js"],
+  ["sassc", "--style", "compressed", "frontend/app.scss", "frontend-dist/portal/app.css"],
+]
+"#;
+
 /// A config that builds the example app (or a copy) into `webdock-e2e`.
-fn build_config(dir: &Path, app: &Path) -> PathBuf {
+pub fn build_config(dir: &Path, app: &Path) -> PathBuf {
     let p = dir.join("build.toml");
     std::fs::write(
         &p,
         format!(
-            "project = \"e2ebuild\"\nimage = \"{IMAGE}\"\napp = \"{}\"\ncrontab = \"crontab\"\n[djobs.billing]\ncommand = [\"python\", \"manage.py\", \"djob\", \"billing\"]\n[djobs.email2fax]\ncommand = [\"python\", \"manage.py\", \"djob\", \"email2fax\"]\n",
+            "project = \"e2ebuild\"\nimage = \"{IMAGE}\"\napp = \"{}\"\ncrontab = \"crontab\"\n[djobs.billing]\ncommand = [\"python\", \"manage.py\", \"djob\", \"billing\"]\n[djobs.email2fax]\ncommand = [\"python\", \"manage.py\", \"djob\", \"email2fax\"]\n{EXAMPLE_ASSETS}",
             app.display()
         ),
     )

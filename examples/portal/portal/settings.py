@@ -87,6 +87,10 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The front-end bundle compiled by [build.assets] (esbuild, sassc) on the
+# build host; collectstatic hashes and pre-compresses it like the rest.
+ASSETS_DIR = BASE_DIR / "frontend-dist"
+STATICFILES_DIRS = [ASSETS_DIR] if ASSETS_DIR.is_dir() else []
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
