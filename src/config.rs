@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::names::{self, Tag};
 
+pub mod registry;
+pub use registry::Registry;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {cause}\nhint: pass --config PATH or run from the directory holding webdock.toml")]
@@ -64,6 +67,11 @@ struct Raw {
     cron: Cron,
     #[serde(default)]
     djobs: BTreeMap<SimpleName, RawDjob>,
+    /// `HOST:PORT` of the registry images are pushed to and pulled from.
+    registry: Option<String>,
+    registry_auth_file: Option<PathBuf>,
+    #[serde(default = "registry::d_stall_timeout", with = "humantime_serde")]
+    registry_stall_timeout: Duration,
 }
 
 fn d_app() -> PathBuf {
@@ -282,6 +290,7 @@ pub struct Config {
     pub health: Health,
     pub cron: Cron,
     pub djobs: Vec<Djob>,
+    pub registry: Option<Registry>,
 }
 
 impl Config {
@@ -403,6 +412,25 @@ impl Config {
                 return Err(invalid(format!("portal.public_url {u:?} must be an http:// URL (the host nginx on this machine)")));
             }
         }
+        let registry = match raw.registry {
+            Some(host) => {
+                registry::check_host(&host).map_err(&invalid)?;
+                if raw.registry_stall_timeout.is_zero() {
+                    return Err(invalid("registry_stall_timeout must not be 0".into()));
+                }
+                Some(Registry {
+                    host,
+                    auth_file: raw.registry_auth_file.map(|p| base.join(p)),
+                    stall_timeout: raw.registry_stall_timeout,
+                })
+            }
+            None if raw.registry_auth_file.is_some() => {
+                return Err(invalid(
+                    "registry_auth_file is set but registry is not".into(),
+                ))
+            }
+            None => None,
+        };
         let mut djobs = Vec::new();
         for (name, d) in raw.djobs {
             check_command(&format!("djobs.{}.command", name.0), &d.command, false)
@@ -449,6 +477,7 @@ impl Config {
             health: raw.health,
             cron: raw.cron,
             djobs,
+            registry,
         })
     }
 
