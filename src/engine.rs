@@ -514,3 +514,10 @@ impl Engine for Docker {
         Ok(out)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Delivery across engines (push, pull by digest, resolve, ship): its own file.
+// ---------------------------------------------------------------------------
+
+mod delivery;
+pub use delivery::{Access, DeliveryError, ImageLayers, Progress, ShipReport};

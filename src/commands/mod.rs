@@ -3,6 +3,7 @@
 //! `main`, which prints them and picks the exit code.
 
 mod build;
+mod deliver;
 mod host;
 mod promote;
 mod restart;
@@ -24,9 +25,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Out::new(cli.json);
     let cfg = || load(&cli.config);
     match &cli.command {
-        Command::Build { tag, no_cache } => {
+        Command::Build {
+            tag,
+            no_cache,
+            push,
+        } => {
             let tag = parse_tag(tag)?;
-            build::run(&cfg()?, &tag, *no_cache, out).await
+            let cfg = cfg()?;
+            let push = match push {
+                true => Some(deliver::push_target(&cfg, "--push")?),
+                false => None,
+            };
+            build::run(&cfg, &tag, *no_cache, out).await?;
+            match push {
+                Some(target) => deliver::push(&cfg, &tag, target, out).await,
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
+        Command::Ship { tag, to } => {
+            let tag = parse_tag(tag)?;
+            deliver::ship(&cfg()?, &tag, to, out).await
+        }
+        Command::Pull { tag } => {
+            let tag = parse_tag(tag)?;
+            deliver::pull(&cfg()?, &tag, out).await
         }
         Command::Base => build::base(out).await,
         Command::Promote { tag } => {
