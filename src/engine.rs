@@ -520,4 +520,5 @@ impl Engine for Docker {
 // ---------------------------------------------------------------------------
 
 mod delivery;
+mod ship;
 pub use delivery::{Access, DeliveryError, ImageLayers, Progress, ShipReport};
