@@ -200,16 +200,16 @@ fn an_unreachable_registry_fails_naming_it_and_changes_nothing() {
         "nothing was tagged"
     );
 
-    // a push to it fails after the build, naming it too
-    ensure_image("1.0.0");
+    // a push to it fails after the build, naming it too (a tag of this
+    // test's own: this build's labels differ from the shared images')
     let o = run(p
         .cmd()
-        .args(["build", "1.0.0", "--push"])
+        .args(["build", "dl-down", "--push"])
         .env("SOURCE_DATE_EPOCH", EPOCH));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains(&format!("registry {dead}: push")), "{err}");
-    let _ = docker(&["rmi", &format!("{dead}/{IMAGE}:1.0.0")]);
+    let _ = docker(&["rmi", &format!("{dead}/{IMAGE}:dl-down")]);
 }
 
 #[test]
@@ -334,4 +334,116 @@ fn ship_sends_only_the_layers_the_target_lacks() {
         docker0,
         "docker0 must survive the private engine"
     );
+}
+
+/// A TCP relay in front of the test registry that, once `stall` is set,
+/// stops relaying the registry's answers after 1 MB on a connection (the
+/// connection stays open, nothing moves): a registry that hangs mid-layer.
+struct StallingRelay {
+    addr: String,
+    stall: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StallingRelay {
+    fn start(upstream: &str) -> StallingRelay {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let stall = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp, up) = (stall.clone(), stop.clone(), upstream.to_owned());
+        std::thread::spawn(move || {
+            while !sp.load(Ordering::SeqCst) {
+                let Ok((client, _)) = l.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                };
+                client.set_nonblocking(false).unwrap();
+                let server = std::net::TcpStream::connect(&up).unwrap();
+                let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut s2);
+                });
+                let (st, sp) = (st.clone(), sp.clone());
+                let (mut client, mut server) = (client, server);
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 64 << 10];
+                    let mut relayed = 0usize;
+                    loop {
+                        if st.load(Ordering::SeqCst) && relayed > 1 << 20 {
+                            // hang: keep both sockets open, move nothing
+                            while !sp.load(Ordering::SeqCst) {
+                                std::thread::sleep(std::time::Duration::from_millis(50));
+                            }
+                            return;
+                        }
+                        let n = match server.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        if client.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                        relayed += n;
+                    }
+                });
+            }
+        });
+        StallingRelay { addr, stall, stop }
+    }
+}
+
+impl Drop for StallingRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_pull_that_stalls_mid_layer_fails_naming_the_registry_and_the_layer() {
+    let docker0 = docker0_exists();
+    let p = Project::new("dlstall", "");
+    let reg = TestRegistry::start(&p.path().join("registry"));
+    let relay = StallingRelay::start(&reg.addr);
+    with_registry(&p, &relay.addr, "registry_stall_timeout = \"3s\"\n");
+    ok(
+        run(p
+            .cmd()
+            .args(["build", "dl-stall", "--push"])
+            .env("SOURCE_DATE_EPOCH", EPOCH)),
+        "build --push through the relay",
+    );
+    relay.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let d = PrivateDockerd::start(&p.path().join("pd"));
+    let o = run(p
+        .cmd()
+        .env("DOCKER_HOST", d.host())
+        .args(["pull", "dl-stall"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(
+        line.contains(&format!("registry {}: pull", relay.addr))
+            && line.contains("stalled: nothing moved for 3 s (layer "),
+        "{line}"
+    );
+    let layer = line.rsplit("(layer ").next().unwrap().trim_end_matches(')');
+    assert!(
+        layer.len() == 12 && layer.chars().all(|c| c.is_ascii_hexdigit()),
+        "the stalled layer is named: {line}"
+    );
+    assert!(
+        d.inspect(&format!("{IMAGE}:dl-stall"), "{{.Id}}").is_none(),
+        "nothing was tagged on the target"
+    );
+    let _ = docker(&["rmi", &format!("{}/{IMAGE}:dl-stall", relay.addr)]);
+    drop(d);
+    assert_eq!(docker0_exists(), docker0);
 }
