@@ -53,6 +53,28 @@ pub enum Command {
         /// `docker build DIR` the same work, instead of building (benchmark).
         #[arg(long, hide = true, value_name = "DIR")]
         emit_context: Option<std::path::PathBuf>,
+        /// Then push `<registry>/<image>:TAG` (`registry` in webdock.toml) and print its digest.
+        #[arg(long)]
+        push: bool,
+    },
+    /// Stream `<image>:TAG` from this engine into another one, without a registry.
+    #[command(
+        after_help = "Only the layers the target engine lacks are sent; nothing is written to the\nlocal disk. Prints the image id on stdout once the target holds the same id.\n\nExample: webdock ship 3.46.0 --to tcp://10.0.0.7:2375"
+    )]
+    Ship {
+        #[arg(allow_hyphen_values = true)]
+        tag: String,
+        /// The target engine: unix:///path/docker.sock or tcp://HOST:PORT.
+        #[arg(long, value_name = "DOCKER_HOST")]
+        to: String,
+    },
+    /// Resolve TAG in the registry to a digest, pull that digest, check its webdock.tag label.
+    #[command(
+        after_help = "Tags the pulled image `<image>:TAG` on this engine, so promote runs exactly the\ndigest printed on stdout.\n\nExample: webdock pull 3.46.0"
+    )]
+    Pull {
+        #[arg(allow_hyphen_values = true)]
+        tag: String,
     },
     /// Make the base image (Debian + nginx + uwsgi + s6) if it is missing.
     Base,

@@ -19,6 +19,9 @@ use serde::Deserialize;
 use crate::logging::LogSettings;
 use crate::names::{self, Tag};
 
+pub mod registry;
+pub use registry::Registry;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {cause}\nhint: pass --config PATH or run from the directory holding webdock.toml")]
@@ -78,6 +81,11 @@ struct Raw {
     logging: Option<LogSettings>,
     #[serde(default)]
     build: crate::build::assets::BuildSection,
+    /// `HOST:PORT` of the registry images are pushed to and pulled from.
+    registry: Option<String>,
+    registry_auth_file: Option<PathBuf>,
+    #[serde(default = "registry::d_stall_timeout", with = "humantime_serde")]
+    registry_stall_timeout: Duration,
 }
 
 fn d_app() -> PathBuf {
@@ -363,6 +371,7 @@ pub struct Config {
     pub logging: Option<LogSettings>,
     /// `[build]`: the front-end asset step (`build::assets`).
     pub build: crate::build::assets::BuildSection,
+    pub registry: Option<Registry>,
 }
 
 impl Config {
@@ -523,6 +532,25 @@ impl Config {
             nginx_conf: raw.proxy.nginx_conf.map(|p| base.join(p)),
         };
         raw.build.check().map_err(&invalid)?;
+        let registry = match raw.registry {
+            Some(host) => {
+                registry::check_host(&host).map_err(&invalid)?;
+                if raw.registry_stall_timeout.is_zero() {
+                    return Err(invalid("registry_stall_timeout must not be 0".into()));
+                }
+                Some(Registry {
+                    host,
+                    auth_file: raw.registry_auth_file.map(|p| base.join(p)),
+                    stall_timeout: raw.registry_stall_timeout,
+                })
+            }
+            None if raw.registry_auth_file.is_some() => {
+                return Err(invalid(
+                    "registry_auth_file is set but registry is not".into(),
+                ))
+            }
+            None => None,
+        };
         let mut djobs = Vec::new();
         for (name, d) in raw.djobs {
             check_command(&format!("djobs.{}.command", name.0), &d.command, false)
@@ -582,6 +610,7 @@ impl Config {
             proxy,
             logging: raw.logging,
             build: raw.build,
+            registry,
         })
     }
 

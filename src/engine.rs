@@ -429,6 +429,7 @@ impl Docker {
             id: i.id.unwrap_or_default(),
             diff_ids: i.root_fs.and_then(|r| r.layers).unwrap_or_default(),
             labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+            repo_digests: i.repo_digests.unwrap_or_default(),
             history: history
                 .into_iter()
                 .map(|h| HistoryItem {
@@ -460,6 +461,9 @@ pub struct ImageLayers {
     pub id: String,
     pub diff_ids: Vec<String>,
     pub labels: HashMap<String, String>,
+    /// `<repo>@sha256:…` for each registry it was pushed to or pulled from.
+    pub repo_digests: Vec<String>,
+    /// Empty from `image_brief`.
     pub history: Vec<HistoryItem>,
 }
 
@@ -754,3 +758,11 @@ impl Engine for Docker {
         Ok(out)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Delivery across engines (push, pull by digest, resolve, ship): its own file.
+// ---------------------------------------------------------------------------
+
+mod delivery;
+mod ship;
+pub use delivery::{Access, DeliveryError, Progress, ShipReport};

@@ -252,6 +252,7 @@ mod tests {
     fn the_archive_names_every_layer_but_carries_only_the_new_ones() {
         let l = write(BTreeMap::from([("a".to_string(), file("a"))]), 0).unwrap();
         let parent = ImageLayers {
+            repo_digests: vec![],
             id: "sha256:p".into(),
             diff_ids: vec!["sha256:base".into()],
             labels: Default::default(),

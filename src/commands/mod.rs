@@ -4,6 +4,7 @@
 
 mod build;
 mod check;
+mod deliver;
 mod host;
 mod promote;
 mod restart;
@@ -29,9 +30,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tag,
             no_cache,
             emit_context,
+            push,
         } => {
             let tag = parse_tag(tag)?;
-            build::run(&cfg()?, &tag, *no_cache, emit_context.as_deref(), out).await
+            let cfg = cfg()?;
+            let push = match push {
+                true => Some(deliver::push_target(&cfg, "--push")?),
+                false => None,
+            };
+            build::run(&cfg, &tag, *no_cache, emit_context.as_deref(), out).await?;
+            match push {
+                Some(target) => deliver::push(&cfg, &tag, target, out).await,
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
+        Command::Ship { tag, to } => {
+            let tag = parse_tag(tag)?;
+            deliver::ship(&cfg()?, &tag, to, out).await
+        }
+        Command::Pull { tag } => {
+            let tag = parse_tag(tag)?;
+            deliver::pull(&cfg()?, &tag, out).await
         }
         Command::Base => build::base(out).await,
         Command::Promote { tag, skip_host } => {
