@@ -287,9 +287,40 @@ mod tests {
         assert!(d.env.contains(&"WEBDOCK_DJOB=billing".to_string()));
         assert!(d.env.contains(&"A=1".to_string()));
         assert_eq!(d.stop_timeout.as_secs(), 12);
+        assert_eq!(d.log.as_ref().unwrap().options["max-size"], "10m");
+        assert!(!d.env.iter().any(|e| e.starts_with("WEBDOCK_HEARTBEAT")));
         let r = s.spec(&Role::Release(tag.clone()), &tag);
         assert_eq!(r.name, "demo-release-1.0.0");
         assert!(!r.restart_always);
         assert_eq!(r.cmd.as_deref().unwrap()[0], "python");
+    }
+
+    #[test]
+    fn heartbeat_timezone_and_logging_reach_the_containers() {
+        let cfg = Config::parse(
+            &PathBuf::from("/srv/w/webdock.toml"),
+            "project = \"demo\"\n[logging]\ndriver = \"local\"\n[cron]\ntimezone = \"Europe/Amsterdam\"\nlogging = { driver = \"journald\" }\n[djobs.billing]\ncommand = [\"x\"]\nheartbeat = \"1m\"\nstop_grace = \"7s\"\n",
+        )
+        .unwrap();
+        let s = Specs::new(&cfg).unwrap();
+        let tag = Tag::parse("1.0.0").unwrap();
+        let d = s.spec(&Role::Djob("billing".into()), &tag);
+        for e in [
+            "WEBDOCK_HEARTBEAT_FILE=/run/webdock/heartbeat/beat",
+            "WEBDOCK_HEARTBEAT_SECONDS=60",
+            "WEBDOCK_STOP_GRACE=7",
+        ] {
+            assert!(d.env.contains(&e.to_string()), "{e}: {:?}", d.env);
+        }
+        assert!(d
+            .binds
+            .contains(&"/run/webdock/demo/djobs/billing:/run/webdock/heartbeat".to_string()));
+        assert_eq!(d.log.as_ref().unwrap().driver, "local");
+        let c = s.spec(&Role::Cron, &tag);
+        assert!(c
+            .env
+            .contains(&"WEBDOCK_TIMEZONE=Europe/Amsterdam".to_string()));
+        assert_eq!(c.log.as_ref().unwrap().driver, "journald");
+        assert!(c.log.as_ref().unwrap().options.is_empty());
     }
 }

@@ -275,6 +275,22 @@ fn unknown_role_or_djob_exits_non_zero_naming_it() {
             vec!["WEBDOCK_ROLE=djob", "WEBDOCK_DJOB=fax"],
             "unknown djob \"fax\"",
         ),
+        (
+            vec!["WEBDOCK_ROLE=cron", "WEBDOCK_TIMEZONE=Mars/Olympus_Mons"],
+            "unknown time zone \"Mars/Olympus_Mons\"",
+        ),
+        (
+            vec!["WEBDOCK_ROLE=cron", "WEBDOCK_TIMEZONE=../../etc/passwd"],
+            "unknown time zone",
+        ),
+        (
+            vec![
+                "WEBDOCK_ROLE=djob",
+                "WEBDOCK_DJOB=billing",
+                "WEBDOCK_HEARTBEAT_SECONDS=soon",
+            ],
+            "WEBDOCK_HEARTBEAT_SECONDS \"soon\" is not a number",
+        ),
     ] {
         let mut args = vec!["run", "--rm"];
         for e in &env {
