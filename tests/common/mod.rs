@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod dockerd;
+pub mod rig;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
