@@ -58,9 +58,17 @@ fn tiny_image(reference: &str, mark: &str) {
     );
 }
 
-/// Everything of rig `id` (made in `dir`) that still exists on the machine.
-fn rig_leftovers(id: &str, dir: &Path) -> Vec<String> {
+/// Everything of rig `id` (made in `dir`) that still exists on the machine;
+/// `ports` are the controller's (LB, registry): nothing may listen there.
+fn rig_leftovers(id: &str, dir: &Path, ports: &[&str]) -> Vec<String> {
     let mut left = Vec::new();
+    let ss = run(Command::new("ss").args(["-Htln"]));
+    for l in String::from_utf8_lossy(&ss.stdout).lines() {
+        let local = l.split_whitespace().nth(3).unwrap_or_default();
+        if ports.iter().any(|p| local.ends_with(&format!(":{p}"))) {
+            left.push(format!("listener {local}"));
+        }
+    }
     for e in std::fs::read_dir("/run/netns")
         .into_iter()
         .flatten()
@@ -307,9 +315,14 @@ fn two_hosts_work_and_down_leaves_the_machine_as_it_was() {
     rig.kill_dockerd("web1");
     let dir = rig.dir().to_path_buf();
     let id = rig.id.clone();
+    let ports: Vec<String> = [rig.lb_url(), rig.registry(), rig.registry_push()]
+        .iter()
+        .map(|a| a.rsplit(':').next().unwrap().to_string())
+        .collect();
+    let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
     rig.down();
     assert_eq!(
-        rig_leftovers(&id, &dir),
+        rig_leftovers(&id, &dir, &ports),
         Vec::<String>::new(),
         "rig {id} left these"
     );
@@ -361,11 +374,59 @@ fn down_after_an_up_killed_half_way_removes_everything() {
     // nothing comes back either: up's per-host workers were stopped too
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        rig_leftovers(&id, dir.path()),
+        rig_leftovers(&id, dir.path(), &[]),
         Vec::<String>::new(),
         "rig {id} left these"
     );
     MainEngine::snapshot().assert_unchanged_since(&before);
+}
+
+#[test]
+fn postgres_on_the_controller_is_reachable_from_hosts_and_their_containers() {
+    require_docker();
+    let tag = rand_tag();
+    let image = format!("rig-tiny-{tag}:pg");
+    let _images = MainImages(vec![image.clone()]);
+    tiny_image(&image, "pg");
+    let mut rig = Rig::up_with(1, &["--postgres", "--names", "db1"]);
+    let url = rig.pg_url().expect("RIG_PG with --postgres").to_string();
+    let h = rig.host("db1").clone();
+    // from the host's namespace, as a djob's lease client would
+    let o = run(Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", h.ns))
+        .args(["psql", &url, "-tAc", "select pg_try_advisory_lock(42)"]));
+    assert!(
+        o.status.success(),
+        "psql from db1: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "t");
+    // and from a container on the host's engine, through its bridge
+    rig.load(&[&image]);
+    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap();
+    let out = rig.docker_ok(
+        "db1",
+        &[
+            "run",
+            "--rm",
+            &image,
+            "bash",
+            "-c",
+            &format!(
+                "exec 3<>/dev/tcp/{}/{port} && echo reached",
+                rig.controller_addr()
+            ),
+        ],
+    );
+    assert_eq!(out, "reached");
+    let dir = rig.dir().to_path_buf();
+    let id = rig.id.clone();
+    rig.down();
+    assert_eq!(
+        rig_leftovers(&id, &dir, &[port]),
+        Vec::<String>::new(),
+        "rig {id} left these"
+    );
 }
 
 #[test]
