@@ -382,13 +382,13 @@ fn down_after_an_up_killed_half_way_removes_everything() {
 }
 
 #[test]
-fn postgres_on_the_controller_is_reachable_from_hosts_and_their_containers() {
+fn postgres_and_plain_tcp_on_request() {
     require_docker();
     let tag = rand_tag();
     let image = format!("rig-tiny-{tag}:pg");
     let _images = MainImages(vec![image.clone()]);
     tiny_image(&image, "pg");
-    let mut rig = Rig::up_with(1, &["--postgres", "--names", "db1"]);
+    let mut rig = Rig::up_with(1, &["--postgres", "--plain-tcp", "--names", "db1"]);
     let url = rig.pg_url().expect("RIG_PG with --postgres").to_string();
     let h = rig.host("db1").clone();
     // from the host's namespace, as a djob's lease client would
@@ -419,6 +419,10 @@ fn postgres_on_the_controller_is_reachable_from_hosts_and_their_containers() {
         ],
     );
     assert_eq!(out, "reached");
+    // --plain-tcp: the engine on ADDR:2375 without TLS
+    assert!(rig.host("db1").docker_tcp.ends_with(":2375"));
+    let o = rig.docker_tcp("db1", &["version", "--format", "{{.Server.Version}}"]);
+    assert!(o.status.success(), "plain TCP: {o:?}");
     let dir = rig.dir().to_path_buf();
     let id = rig.id.clone();
     rig.down();

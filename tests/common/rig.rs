@@ -23,8 +23,10 @@ pub struct RigHost {
     pub ns: String,
     /// `unix://…/docker.sock`: unaffected by `cut` (unix sockets cross namespaces).
     pub docker_unix: String,
-    /// `tcp://ADDR:2376`, mutual TLS with the rig's CA (`Rig::cert_path`).
+    /// `tcp://ADDR:2376`, mutual TLS with the rig's CA (`Rig::cert_path`);
+    /// `tcp://ADDR:2375`, plain, when the rig is up with `--plain-tcp`.
     pub docker_tcp: String,
+    pub tls: bool,
     /// `ssh://root@NAME`; needs `Rig::path_env` (an `ssh` using the rig's config).
     pub ssh: String,
     /// `http://ADDR:80`, the host nginx.
@@ -102,6 +104,7 @@ impl Rig {
                     ns: e["RIG_NS"].clone(),
                     docker_unix: e["RIG_DOCKER_UNIX"].clone(),
                     docker_tcp: e["RIG_DOCKER_TCP"].clone(),
+                    tls: !e["RIG_DOCKER_TCP"].ends_with(":2375"),
                     ssh: e["RIG_SSH"].clone(),
                     nginx_url: e["RIG_NGINX"].clone(),
                     nginx_conf: e["RIG_NGINX_CONF"].clone().into(),
@@ -222,13 +225,17 @@ impl Rig {
             .args(args))
     }
 
-    /// The docker CLI against a host's engine over TCP with mutual TLS.
+    /// The docker CLI against a host's engine over TCP (mutual TLS unless
+    /// the rig is up with `--plain-tcp`).
     pub fn docker_tcp(&self, host: &str, args: &[&str]) -> Output {
-        run(docker_main()
-            .env("DOCKER_HOST", &self.host(host).docker_tcp)
-            .env("DOCKER_TLS_VERIFY", "1")
-            .env("DOCKER_CERT_PATH", self.cert_path())
-            .args(args))
+        let h = self.host(host);
+        let mut c = docker_main();
+        c.env("DOCKER_HOST", &h.docker_tcp);
+        if h.tls {
+            c.env("DOCKER_TLS_VERIFY", "1")
+                .env("DOCKER_CERT_PATH", self.cert_path());
+        }
+        run(c.args(args))
     }
 
     /// Asserts success; stdout trimmed.
