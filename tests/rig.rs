@@ -17,13 +17,18 @@ use common::*;
 
 /// One GET over TCP to `http://ADDR:PORT/path`, with a short timeout.
 fn get(url: &str, path: &str) -> std::io::Result<Resp> {
+    get_as(url, path, "rig.test")
+}
+
+/// The same with a `Host` header of the caller's (Django checks it).
+fn get_as(url: &str, path: &str, host: &str) -> std::io::Result<Resp> {
     let hostport = url.trim_start_matches("http://");
     let addr: std::net::SocketAddr = hostport.parse().map_err(std::io::Error::other)?;
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: rig.test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )?;
     read_response(&mut std::io::BufReader::new(s))
 }
@@ -431,6 +436,77 @@ fn postgres_and_plain_tcp_on_request() {
         Vec::<String>::new(),
         "rig {id} left these"
     );
+}
+
+/// What the fleet suites will build on: today's single-host webdock,
+/// pointed at a rig host's engine and host nginx, deploys there, and the
+/// load balancer serves both hosts' releases.
+#[test]
+fn webdock_promotes_on_rig_hosts_and_the_lb_serves_both() {
+    let image = ensure_image("1.0.0");
+    let rig = Rig::up(2);
+    rig.load(&[&image]);
+    let projects: Vec<Project> = rig
+        .hosts()
+        .iter()
+        .map(|_| Project::new("rigwd", ""))
+        .collect();
+    std::thread::scope(|s| {
+        for (h, p) in rig.hosts().iter().zip(&projects) {
+            let rig = &rig;
+            s.spawn(move || {
+                // promote verifies through this host's nginx (Host: its address)
+                let text = std::fs::read_to_string(&p.config)
+                    .unwrap()
+                    .replace(
+                        "[portal]\n",
+                        &format!("[portal]\npublic_url = \"{}/health/\"\n", h.nginx_url),
+                    )
+                    .replace(
+                        "localhost,127.0.0.1",
+                        &format!("localhost,127.0.0.1,{}", h.addr),
+                    );
+                std::fs::write(&p.config, text).unwrap();
+                let snippet = p.ok(&["nginx-snippet"]);
+                std::fs::write(&h.nginx_include, snippet).unwrap();
+                rig.reload_nginx(&h.name);
+                let o = run(p
+                    .cmd()
+                    .env("DOCKER_HOST", &h.docker_unix)
+                    .args(["promote", "1.0.0"]));
+                assert!(
+                    o.status.success(),
+                    "{}: promote: {}",
+                    h.name,
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                let r = get_as(&h.nginx_url, "/health/", "localhost").unwrap();
+                assert_eq!(
+                    (r.status, r.header("X-Release")),
+                    (200, Some("1.0.0")),
+                    "{}",
+                    h.name
+                );
+            });
+        }
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let r = get_as(rig.lb_url(), "/health/", "localhost").expect("the LB answers");
+        assert_eq!((r.status, r.header("X-Release")), (200, Some("1.0.0")));
+        seen.insert(r.header("X-Rig-Host").unwrap_or_default().to_string());
+    }
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["web1", "web2"]);
+    // the portals run on the hosts' engines, not the machine's
+    for (h, p) in rig.hosts().iter().zip(&projects) {
+        let names = rig.docker_ok(&h.name, &["ps", "--format", "{{.Names}}"]);
+        assert!(
+            names.contains(&format!("{}-portal-blue", p.name)),
+            "{}: {names}",
+            h.name
+        );
+        assert!(p.containers().is_empty(), "nothing on the main engine");
+    }
 }
 
 #[test]
