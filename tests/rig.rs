@@ -194,6 +194,20 @@ fn two_hosts_work_and_down_leaves_the_machine_as_it_was() {
         assert_eq!((r.status, r.text()), (200, format!("{}\n", h.name)));
         assert_eq!(r.header("X-Rig-Host"), Some(h.name.as_str()));
     }
+    // hosts reach each other (the switch keeps their traffic off the
+    // machine's iptables FORWARD chain)
+    let o = rig.ssh(
+        "web1",
+        &format!(
+            "exec 3<>/dev/tcp/{}/80; printf 'GET /rig/host HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3",
+            rig.host("web2").addr
+        ),
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.ends_with("\nweb2\n"),
+        "web1 → web2's nginx: {text} {o:?}"
+    );
     // the load balancer takes turns
     let seen: Vec<String> = (0..4)
         .map(|_| {
@@ -253,6 +267,18 @@ fn two_hosts_work_and_down_leaves_the_machine_as_it_was() {
         "web1's engine over TCP while cut: {o:?}"
     );
     assert!(!rig.ssh("web1", "true").status.success());
+    let o = rig.ssh(
+        "web2",
+        &format!(
+            "timeout 3 bash -c 'exec 3<>/dev/tcp/{}/80' || echo cut",
+            rig.host("web1").addr
+        ),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "cut\n",
+        "web2 → web1 while cut"
+    );
     for _ in 0..4 {
         let r = get(rig.lb_url(), "/rig/host").expect("the LB answers with one host cut");
         assert_eq!((r.status, r.text()), (200, "web2\n".to_string()));

@@ -17,7 +17,7 @@ use super::{repo_root, run};
 #[derive(Debug, Clone)]
 pub struct RigHost {
     pub name: String,
-    /// Its address on the rig's bridge (e.g. `10.233.7.11`).
+    /// Its address on the rig's switch (e.g. `10.233.7.11`).
     pub addr: String,
     /// The network namespace its processes run in.
     pub ns: String,
@@ -153,7 +153,7 @@ impl Rig {
         &self.env["RIG_REGISTRY_PUSH"]
     }
 
-    /// The controller's address on the rig bridge (registry, postgres).
+    /// The controller's address on the rig's switch (registry, postgres).
     pub fn controller_addr(&self) -> &str {
         &self.env["RIG_CONTROLLER_ADDR"]
     }
