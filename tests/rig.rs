@@ -380,7 +380,7 @@ fn down_after_an_up_killed_half_way_removes_everything() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // killed once it has made something: a namespace of its own
+    // killed once it is making hosts: a host namespace exists
     let id = wait_for(30, "up to make a namespace", || {
         let state = std::fs::read_to_string(dir.path().join("rig.env")).ok()?;
         let id = state
@@ -390,7 +390,11 @@ fn down_after_an_up_killed_half_way_removes_everything() {
         std::fs::read_dir("/run/netns")
             .ok()?
             .flatten()
-            .any(|e| e.file_name().to_string_lossy().contains(&id))
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .contains(&format!("{id}-web"))
+            })
             .then_some(id)
     });
     unsafe { libc::kill(up.id() as i32, libc::SIGKILL) };
