@@ -3,12 +3,17 @@
 //! drop), a private host nginx on 127.0.0.1 that includes the project's
 //! `webdock nginx-snippet`, images of the example app built once per machine
 //! and shared by tests, and small HTTP clients over TCP and unix sockets.
+//! `dockerd` is a private Docker daemon for tests that restart an engine;
+//! `rig` drives the fleet test rig (`scripts/rig`): several hosts, each with
+//! its own engine, nginx and sshd, in network namespaces.
 //!
 //! A test that needs something the machine lacks (Docker, nginx) fails with
 //! a message saying what is missing; it never passes silently.
 #![allow(dead_code)]
 
 pub mod freeze;
+pub mod dockerd;
+pub mod rig;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
