@@ -133,7 +133,24 @@ pub enum Command {
         tail: String,
     },
     /// Print the nginx `location` block that the host's nginx includes in its server block.
-    NginxSnippet,
+    NginxSnippet {
+        /// With [hosts]: the block for this host (its own paths).
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+    },
+    /// Print an nginx `upstream` + `server` block that balances over the hosts' nginx (with [hosts]).
+    #[command(
+        after_help = "Round robin over each portal host's public_url, with passive failure handling
+(max_fails, fail_timeout, proxy_next_upstream). Include it in the http { } block of the
+load balancer's nginx.
+
+Example: webdock lb-snippet --listen 80 > /etc/nginx/conf.d/shop-lb.conf"
+    )]
+    LbSnippet {
+        /// What the balancer listens on (`PORT` or `ADDR:PORT`).
+        #[arg(long, default_value = "80")]
+        listen: String,
+    },
     /// Check the host: engine, directories, host nginx config, permissions.
     Doctor,
     /// A monitoring check (Nagios/Icinga/monit plugin): one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.

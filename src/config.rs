@@ -634,6 +634,16 @@ impl Config {
     pub fn layout(&self) -> crate::layout::Layout {
         crate::layout::Layout::new(&self.socket_root, &self.state_root, &self.project)
     }
+
+    /// Every path of this project on a host of `[hosts]` (its overrides,
+    /// else the top-level roots).
+    pub fn host_layout(&self, h: &HostConfig) -> crate::layout::Layout {
+        crate::layout::Layout::new(
+            h.socket_root.as_deref().unwrap_or(&self.socket_root),
+            h.state_root.as_deref().unwrap_or(&self.state_root),
+            &self.project,
+        )
+    }
 }
 
 /// `http://HOST[:PORT]/...`: checked at load, not after a flip.

@@ -87,11 +87,7 @@ impl<E: Engine> Host<E> {
         Host {
             name: h.name.clone(),
             engine,
-            layout: Layout::new(
-                h.socket_root.as_deref().unwrap_or(&cfg.socket_root),
-                h.state_root.as_deref().unwrap_or(&cfg.state_root),
-                &cfg.project,
-            ),
+            layout: cfg.host_layout(h),
             public_url: h.public_url.clone(),
             reach: Reach::Engine,
             project: cfg.project.clone(),

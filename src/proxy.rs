@@ -179,6 +179,36 @@ location / {{
     )
 }
 
+/// The load balancer in front of a fleet: round robin over each host's
+/// nginx, passive failure handling, retries of idempotent requests on the
+/// next host when one fails to connect or answers 502/503/504.
+pub fn lb_snippet(project: &str, servers: &[String], listen: &str) -> String {
+    let upstreams: String = servers
+        .iter()
+        .map(|s| format!("    server {s} max_fails=2 fail_timeout=5s;\n"))
+        .collect();
+    format!(
+        r#"# webdock: load balancer for project {project}. Include this in the http {{ }} block.
+upstream webdock_{name} {{
+{upstreams}    keepalive 32;
+}}
+server {{
+    listen {listen};
+    location / {{
+        proxy_pass http://webdock_{name};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_next_upstream error timeout http_502 http_503 http_504;
+        proxy_next_upstream_tries 3;
+    }}
+}}
+"#,
+        name = project.replace('-', "_"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

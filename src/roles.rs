@@ -168,6 +168,8 @@ pub fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 pub struct Specs<'a> {
     pub cfg: &'a Config,
     secrets: BTreeMap<String, String>,
+    /// The paths of the host the containers run on (sockets, heartbeats).
+    layout: crate::layout::Layout,
 }
 
 impl<'a> Specs<'a> {
@@ -176,7 +178,17 @@ impl<'a> Specs<'a> {
             Some(p) => read_env_file(p)?,
             None => BTreeMap::new(),
         };
-        Ok(Specs { cfg, secrets })
+        Ok(Specs {
+            cfg,
+            secrets,
+            layout: cfg.layout(),
+        })
+    }
+
+    /// Specs for containers on a host with paths of its own.
+    pub fn on(mut self, layout: &crate::layout::Layout) -> Specs<'a> {
+        self.layout = layout.clone();
+        self
     }
 
     pub fn spec(&self, role: &Role, tag: &Tag) -> ContainerSpec {
@@ -205,7 +217,7 @@ impl<'a> Specs<'a> {
                 );
                 binds.push(format!(
                     "{}:{SOCKET_MOUNT}",
-                    cfg.layout().color_dir(*c).display()
+                    self.layout.color_dir(*c).display()
                 ));
                 role_log = cfg.portal.logging.as_ref();
             }
@@ -234,7 +246,7 @@ impl<'a> Specs<'a> {
                         env.insert("WEBDOCK_STOP_GRACE".into(), grace.as_secs().to_string());
                         // A directory, created by the engine if missing; the
                         // container's /init hands it to the app user.
-                        binds.push(format!("{}:{hb}", crate::heartbeat::dir(cfg, n).display()));
+                        binds.push(format!("{}:{hb}", self.layout.heartbeat_dir(n).display()));
                     }
                     role_log = d.logging.as_ref();
                 }

@@ -63,9 +63,58 @@ pub async fn logs(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn nginx_snippet(cfg: &Config) -> anyhow::Result<ExitCode> {
-    print!("{}", proxy::nginx_snippet(&cfg.project, &cfg.layout()));
+pub fn nginx_snippet(cfg: &Config, host: Option<&str>, out: Out) -> anyhow::Result<ExitCode> {
+    let layout = match host {
+        None => cfg.layout(),
+        Some(name) => {
+            let h = cfg.hosts.iter().find(|h| h.name == name).ok_or_else(|| {
+                Usage(format!(
+                    "unknown host {name:?}\nhint: hosts in {}: {}",
+                    cfg.path.display(),
+                    cfg.hosts
+                        .iter()
+                        .map(|h| h.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            cfg.host_layout(h)
+        }
+    };
+    out.data(proxy::nginx_snippet(&cfg.project, &layout).trim_end());
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn lb_snippet(cfg: &Config, listen: &str, out: Out) -> anyhow::Result<ExitCode> {
+    let servers: Vec<String> = cfg
+        .hosts
+        .iter()
+        .filter(|h| h.runs("portal"))
+        .map(|h| {
+            h.public_url.as_deref().and_then(authority).map(str::to_owned).ok_or_else(|| {
+                Usage(format!(
+                    "hosts.{}.public_url is not set: the balancer sends traffic to each host's nginx there",
+                    h.name
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if servers.is_empty() {
+        bail!(Usage(format!(
+            "no portal hosts in {}: lb-snippet balances over [hosts]",
+            cfg.path.display()
+        )));
+    }
+    out.data(proxy::lb_snippet(&cfg.project, &servers, listen).trim_end());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `http://10.0.0.2:8080/health/` → `10.0.0.2:8080` (port 80 when absent).
+fn authority(url: &str) -> Option<&str> {
+    url.strip_prefix("http://")?
+        .split('/')
+        .next()
+        .filter(|a| !a.is_empty())
 }
 
 struct Report {

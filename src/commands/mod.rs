@@ -69,7 +69,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             follow,
             tail,
         } => host::logs(&cfg()?, role, name.as_deref(), *follow, tail).await,
-        Command::NginxSnippet => host::nginx_snippet(&cfg()?),
+        Command::NginxSnippet { host } => host::nginx_snippet(&cfg()?, host.as_deref(), out),
+        Command::LbSnippet { listen } => host::lb_snippet(&cfg()?, listen, out),
         Command::Doctor => host::doctor(&cfg()?, out).await,
         Command::Check => check::run(cfg(), out).await,
     }

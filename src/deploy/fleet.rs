@@ -105,8 +105,53 @@ impl<'a, E: Engine> Fleet<'a, E> {
     /// `promote TAG` across the fleet. The caller holds the fleet lock.
     pub async fn promote(&self, tag: &Tag, intent: Intent) -> anyhow::Result<()> {
         let started = Instant::now();
-        let mut records: Vec<HostRecord> = self
-            .hosts
+        let mut records = self.blank_records();
+        let mut window = None;
+        let res = self
+            .promote_phases(tag, intent, &mut records, &mut window)
+            .await;
+        for (r, d) in records.iter_mut().zip(&self.hosts) {
+            r.steps = d.steps.done();
+        }
+        self.record(intent, tag, records, window, started, &res);
+        res
+    }
+
+    /// One history line for the whole release, on the controller.
+    fn record(
+        &self,
+        intent: Intent,
+        tag: &Tag,
+        hosts: Vec<HostRecord>,
+        flip_window_ms: Option<f64>,
+        started: Instant,
+        res: &anyhow::Result<()>,
+    ) {
+        let e = Entry {
+            action: intent,
+            who: history::who(),
+            when: crate::clock::now_rfc3339(),
+            tag: tag.to_string(),
+            from_tag: self.previous_tag(),
+            from_color: None,
+            to_color: None,
+            steps: vec![],
+            seconds: started.elapsed().as_secs_f64(),
+            outcome: match res {
+                Ok(()) => Outcome::Ok,
+                Err(e) => Outcome::Failed(first_line(e)),
+            },
+            hosts,
+            skipped: self.skipped.clone(),
+            flip_window_ms,
+        };
+        if let Err(err) = history::append(&self.cfg.layout().history(), &e) {
+            tracing::warn!("could not append to history: {err}");
+        }
+    }
+
+    fn blank_records(&self) -> Vec<HostRecord> {
+        self.hosts
             .iter()
             .map(|d| HostRecord {
                 host: d.host.name.clone(),
@@ -115,37 +160,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
                 steps: vec![],
                 error: None,
             })
-            .collect();
-        let mut window = None;
-        let res = self
-            .promote_phases(tag, intent, &mut records, &mut window)
-            .await;
-        for (r, d) in records.iter_mut().zip(&self.hosts) {
-            r.steps = d.steps.done();
-        }
-        let from_tag = self.previous_tag();
-        let e = Entry {
-            action: intent,
-            who: history::who(),
-            when: crate::clock::now_rfc3339(),
-            tag: tag.to_string(),
-            from_tag,
-            from_color: None,
-            to_color: None,
-            steps: vec![],
-            seconds: started.elapsed().as_secs_f64(),
-            outcome: match &res {
-                Ok(()) => Outcome::Ok,
-                Err(e) => Outcome::Failed(first_line(e)),
-            },
-            hosts: records,
-            skipped: self.skipped.clone(),
-            flip_window_ms: window,
-        };
-        if let Err(err) = history::append(&self.cfg.layout().history(), &e) {
-            tracing::warn!("could not append to history: {err}");
-        }
-        res
+            .collect()
     }
 
     /// The tag live before this release, from the fleet's history.
@@ -375,8 +390,20 @@ impl<'a, E: Engine> Fleet<'a, E> {
         }
         // Warm everywhere: the promote path finds the idle colors already
         // running that tag only if we start them; health-check them instead.
-        let tag_ref = &tag;
-        let checks = join_all(self.hosts.iter().zip(&warm).map(|(d, c)| async move {
+        let started = Instant::now();
+        let mut records = self.blank_records();
+        for (r, c) in records.iter_mut().zip(&warm) {
+            r.from_color = Some(c.other().to_string());
+            r.to_color = Some(c.to_string());
+        }
+        let res = self.rollback_warm(&tag, &warm).await;
+        self.record(Intent::Rollback, &tag, records, None, started, &res);
+        res.map(|()| tag)
+    }
+
+    async fn rollback_warm(&self, tag: &Tag, warm: &[Color]) -> anyhow::Result<()> {
+        let tag_ref = tag;
+        let checks = join_all(self.hosts.iter().zip(warm).map(|(d, c)| async move {
             let tag = tag_ref;
             (
                 d.host.name.clone(),
@@ -395,7 +422,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
                 errors.join("\n")
             );
         }
-        self.flip_all(&tag, &warm).await?;
+        self.flip_all(tag, warm).await?;
         let results = join_all(self.worker_hosts().into_iter().map(|d| async move {
             (
                 d.host.name.clone(),
@@ -412,7 +439,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
                 errors.join("\n")
             );
         }
-        Ok(tag)
+        Ok(())
     }
 
     /// Flips every host to its `to` color at once, verifies, flips all back

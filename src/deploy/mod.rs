@@ -74,7 +74,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
         Ok(Deployer {
             cfg,
             host,
-            specs: Specs::new(cfg)?,
+            specs: Specs::new(cfg)?.on(&host.layout),
             out,
             steps: steps::StepLog::new(
                 out,

@@ -11,8 +11,8 @@
 //! a message saying what is missing; it never passes silently.
 #![allow(dead_code)]
 
-pub mod freeze;
 pub mod dockerd;
+pub mod freeze;
 pub mod rig;
 
 use std::io::Write;
