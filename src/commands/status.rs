@@ -11,12 +11,101 @@ use crate::out::Out;
 use crate::report::{self, Row, StatusReport};
 
 pub async fn status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
+    if !cfg.hosts.is_empty() {
+        return fleet_status(cfg, out).await;
+    }
     let host = super::local_host(cfg).await?;
     let r = report::status(cfg, &host).await?;
     if out.json {
         out.data_pretty(&r)?;
     } else {
         print_status(&r, out);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every host's report, side by side; a host that cannot be reached is
+/// shown as such, never guessed down or up.
+async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
+    use futures_util::future::join_all;
+    let reports = join_all(cfg.hosts.iter().map(|h| async move {
+        let r: anyhow::Result<StatusReport> = async {
+            let d = crate::fleet::connect_one(h).await?;
+            let host = crate::host::Host::remote(cfg, h, d);
+            report::status(cfg, &host).await
+        }
+        .await;
+        (h.name.clone(), r)
+    }))
+    .await;
+    let (entries, _) = history::read(&cfg.layout().history()).unwrap_or_default();
+    let last = entries
+        .iter()
+        .rev()
+        .find(|e| e.action.is_release() && e.outcome.is_ok());
+    let mut warnings = Vec::new();
+    let mut tags = std::collections::BTreeMap::new();
+    for (name, r) in &reports {
+        match r {
+            Ok(r) => {
+                let t = r
+                    .live
+                    .as_ref()
+                    .and_then(|l| l.tag.clone())
+                    .unwrap_or_else(|| "-".into());
+                tags.entry(t).or_insert_with(Vec::new).push(name.clone());
+            }
+            Err(e) => warnings.push(format!(
+                "{name} cannot be reached ({}): its state is unknown, not assumed",
+                format!("{e:#}").lines().next().unwrap_or_default()
+            )),
+        }
+    }
+    if tags.len() > 1 {
+        let parts: Vec<String> = tags
+            .iter()
+            .map(|(t, h)| format!("{t} on {}", h.join(", ")))
+            .collect();
+        warnings.push(format!(
+            "hosts serve different releases: {}",
+            parts.join("; ")
+        ));
+    }
+    if let Some(e) = last.filter(|e| !e.skipped.is_empty()) {
+        warnings.push(format!(
+            "{} skipped by the last release ({}): behind until the next promote reaches it",
+            e.skipped.join(", "),
+            e.tag
+        ));
+    }
+    if out.json {
+        let hosts: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|(n, r)| match r {
+                Ok(r) => serde_json::json!({ "host": n, "reachable": true, "status": r }),
+                Err(e) => {
+                    serde_json::json!({ "host": n, "reachable": false, "error": format!("{e:#}") })
+                }
+            })
+            .collect();
+        out.data_pretty(&serde_json::json!({
+            "project": cfg.project,
+            "hosts": hosts,
+            "history": entries.iter().rev().take(5).collect::<Vec<_>>(),
+            "warnings": warnings,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (name, r) in &reports {
+        out.data(&format!("== host {name}"));
+        match r {
+            Ok(r) => print_status(r, out),
+            Err(e) => out.data(&format!("unreachable: {e:#}")),
+        }
+        out.data("");
+    }
+    for w in &warnings {
+        out.warn(w);
     }
     Ok(ExitCode::SUCCESS)
 }

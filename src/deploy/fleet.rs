@@ -250,6 +250,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
                 errors.join("\n")
             );
         }
+        super::killpoint("fleet-prepared");
         let flips: Vec<(&Deployer<'a, E>, &Seen, PreparedFlip)> = self
             .hosts
             .iter()
@@ -338,6 +339,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
             debug_assert_eq!(d.host.name, r.host);
             r.to_color = Some(p.to.to_string());
         }
+        super::killpoint("fleet-flipped");
         if intent.is_release() {
             let results = join_all(self.worker_hosts().into_iter().map(|d| async move {
                 (

@@ -13,6 +13,7 @@
 
 pub mod dockerd;
 pub mod freeze;
+pub mod load;
 pub mod rig;
 
 use std::io::Write;

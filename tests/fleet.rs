@@ -1,0 +1,393 @@
+//! A release across several hosts behind a load balancer (issue 12), on the
+//! rig: every host a network namespace with its own dockerd (mutual TLS),
+//! host nginx and sshd; the load balancer on the controller. All of them
+//! flip, or none does; zero failed requests through the balancer.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::Ordering;
+
+mod common;
+use common::rig::Rig;
+use common::*;
+
+/// A project whose `[hosts]` are the rig's hosts, each with paths of its
+/// own (the rig's hosts share this machine's filesystem).
+struct Fleet {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Fleet {
+    fn new(rig: &Rig, hosts: &[&str], ssh: &[&str]) -> Fleet {
+        let dir = tempfile::Builder::new()
+            .prefix("wdfleet-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let d = dir.path().display().to_string();
+        let certs = rig.cert_path();
+        let mut text = format!(
+            r#"project = "fl{id}"
+image = "{IMAGE}"
+app = "{app}"
+crontab = "crontab"
+socket_root = "{d}/ctl/run"
+state_root = "{d}/ctl/state"
+volumes = ["{d}/data:/data"]
+[env]
+DJANGO_ALLOWED_HOSTS = "*"
+DJANGO_SECRET_KEY = "test-not-secret"
+[portal]
+processes = 2
+stop_grace = "10s"
+[health]
+consecutive = 3
+interval = "100ms"
+deadline = "30s"
+[cron]
+stop_grace = "5s"
+[djobs.billing]
+command = ["python", "manage.py", "djob", "billing"]
+stop_grace = "5s"
+[djobs.email2fax]
+command = ["python", "manage.py", "djob", "email2fax"]
+stop_grace = "5s"
+"#,
+            id = rig.id,
+            app = repo_root().join("examples/portal").display(),
+        );
+        for (i, name) in hosts.iter().enumerate() {
+            let h = rig.host(name);
+            let engine = if ssh.contains(name) {
+                h.ssh.clone()
+            } else {
+                h.docker_tcp.clone()
+            };
+            let tls = if engine.starts_with("tcp://") && h.tls {
+                format!(
+                    "tls = {{ ca = \"{c}/ca.pem\", cert = \"{c}/cert.pem\", key = \"{c}/key.pem\" }}\n",
+                    c = certs.display()
+                )
+            } else {
+                String::new()
+            };
+            let roles = if i == 0 {
+                "[\"portal\", \"worker\"]"
+            } else {
+                "[\"portal\"]"
+            };
+            text.push_str(&format!(
+                "[hosts.{name}]\nengine = \"{engine}\"\n{tls}roles = {roles}\npublic_url = \"{url}/health/\"\nsocket_root = \"{d}/{name}/run\"\nstate_root = \"{d}/{name}/state\"\n",
+                url = h.nginx_url
+            ));
+        }
+        let config = dir.path().join("webdock.toml");
+        std::fs::write(&config, text).unwrap();
+        let f = Fleet { dir, config };
+        for name in hosts {
+            let snip = f.ok(rig, &["nginx-snippet", "--host", name]);
+            std::fs::write(&rig.host(name).nginx_include, snip).unwrap();
+            rig.reload_nginx(name);
+        }
+        f
+    }
+
+    fn cmd(&self, rig: &Rig) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("-c").arg(&self.config).env("PATH", rig.path_env());
+        c
+    }
+
+    fn webdock(&self, rig: &Rig, args: &[&str]) -> Output {
+        run(self.cmd(rig).args(args))
+    }
+
+    fn ok(&self, rig: &Rig, args: &[&str]) -> String {
+        let o = self.webdock(rig, args);
+        assert!(
+            o.status.success(),
+            "webdock {args:?} exited {:?}\n{}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn history(&self) -> Vec<serde_json::Value> {
+        let project = std::fs::read_to_string(&self.config)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .split('"')
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let h = self
+            .dir
+            .path()
+            .join("ctl/state")
+            .join(project)
+            .join("history.jsonl");
+        std::fs::read_to_string(h)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The release each host's nginx serves, by host.
+fn served(rig: &Rig, hosts: &[&str]) -> Vec<String> {
+    hosts
+        .iter()
+        .map(|h| {
+            let url = format!("{}/health/", rig.host(h).nginx_url);
+            let o = run(Command::new("curl").args([
+                "-s",
+                "-m",
+                "5",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &url,
+            ]));
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix("X-Release: ")
+                        .or_else(|| l.strip_prefix("x-release: "))
+                })
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|| {
+                    format!(
+                        "(no release: {})",
+                        text.lines().next().unwrap_or("no answer")
+                    )
+                })
+        })
+        .collect()
+}
+
+fn all_serve(rig: &Rig, hosts: &[&str], tag: &str) {
+    let got = served(rig, hosts);
+    assert!(
+        got.iter().all(|t| t == tag),
+        "every host serves {tag}: {got:?}"
+    );
+}
+
+fn lb_port(rig: &Rig) -> u16 {
+    rig.lb_url().rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn three_hosts_flip_together_under_load_and_fail_together() {
+    ensure_image("1.0.0");
+    ensure_image("1.0.1");
+    ensure_image("1.0.2");
+    let rig = Rig::up(3);
+    let all = ["web1", "web2", "web3"];
+    rig.load(&[
+        &format!("{IMAGE}:1.0.0"),
+        &format!("{IMAGE}:1.0.1"),
+        &format!("{IMAGE}:1.0.2"),
+    ]);
+    let f = Fleet::new(&rig, &all, &[]);
+    f.ok(&rig, &["promote", "1.0.0"]);
+    all_serve(&rig, &all, "1.0.0");
+
+    // Keep-alive GET and POST through the load balancer across promotes
+    // and rollbacks: not one failed request.
+    let (stop, counts, clients) = load::start(lb_port(&rig), 6);
+    for (verb, tag) in [
+        ("promote", "1.0.1"),
+        ("rollback", "1.0.0"),
+        ("promote", "1.0.1"),
+        ("promote", "1.0.0"),
+        ("rollback", "1.0.1"),
+    ] {
+        let args: Vec<&str> = if verb == "promote" {
+            vec![verb, tag]
+        } else {
+            vec![verb]
+        };
+        f.ok(&rig, &args);
+        all_serve(&rig, &all, tag);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let errors = counts.errors.lock().unwrap().clone();
+    assert_eq!(counts.failed.load(Ordering::Relaxed), 0, "{errors:?}");
+    assert_eq!(counts.non_2xx.load(Ordering::Relaxed), 0, "{errors:?}");
+    assert!(counts.ok.load(Ordering::Relaxed) > 100, "the load ran");
+    let h = f.history();
+    let last = h.last().unwrap();
+    assert_eq!(last["outcome"], "ok");
+    assert_eq!(last["hosts"].as_array().unwrap().len(), 3, "{last}");
+    let promote = h.iter().rev().find(|e| e["action"] == "promote").unwrap();
+    assert!(promote["flip_window_ms"].as_f64().is_some(), "{promote}");
+
+    // A tag unhealthy on one host only: nothing flips anywhere, and its
+    // new colors are gone on every host.
+    rig.docker_ok(
+        "web3",
+        &[
+            "run",
+            "--name",
+            "breakit",
+            "--entrypoint",
+            "sh",
+            &format!("{IMAGE}:1.0.2"),
+            "-c",
+            "touch /app/FAIL_HEALTH",
+        ],
+    );
+    rig.docker_ok("web3", &["commit", "breakit", &format!("{IMAGE}:1.0.2")]);
+    rig.docker_ok("web3", &["rm", "breakit"]);
+    let o = f.webdock(&rig, &["promote", "1.0.2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("web3") && err.contains("no host was flipped"),
+        "{err}"
+    );
+    all_serve(&rig, &all, "1.0.1");
+    for h in all {
+        let names = rig.docker_ok(h, &["ps", "-a", "--format", "{{.Label \"webdock.tag\"}}"]);
+        assert!(
+            !names.lines().any(|t| t == "1.0.2"),
+            "{h} still runs 1.0.2: {names}"
+        );
+    }
+
+    // The check through one host's nginx fails after the flip: every host
+    // flips back.
+    let inc = rig.host("web2").nginx_include.clone();
+    let good = std::fs::read_to_string(&inc).unwrap();
+    std::fs::write(
+        &inc,
+        "location / { add_header X-Release wrong always; return 200 'wrong'; }\n",
+    )
+    .unwrap();
+    rig.reload_nginx("web2");
+    let o = f.webdock(&rig, &["promote", "1.0.0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("flipped back"), "{err}");
+    std::fs::write(&inc, good).unwrap();
+    rig.reload_nginx("web2");
+    all_serve(&rig, &all, "1.0.1");
+
+    // One host cut off: refused, naming it; with --skip-host the others
+    // move and status says web2 is behind.
+    rig.cut("web2");
+    let o = f.webdock(&rig, &["promote", "1.0.0"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("web2") && err.contains("unreachable"), "{err}");
+    all_serve(&rig, &["web1", "web3"], "1.0.1");
+    f.ok(&rig, &["promote", "1.0.0", "--skip-host", "web2"]);
+    all_serve(&rig, &["web1", "web3"], "1.0.0");
+    let o = f.webdock(&rig, &["status"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("web2") && err.contains("behind"), "{err}");
+    assert!(err.contains("cannot be reached"), "{err}");
+    rig.heal("web2");
+    f.ok(&rig, &["promote", "1.0.0"]);
+    all_serve(&rig, &all, "1.0.0");
+    let st: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["status", "--json"])).unwrap();
+    assert!(st["warnings"].as_array().unwrap().is_empty(), "{st}");
+    let _ = f.path();
+}
+
+#[test]
+fn a_killed_controller_leaves_no_lock_and_the_next_promote_converges() {
+    ensure_image("1.0.0");
+    ensure_image("1.0.1");
+    let rig = Rig::up(2);
+    let all = ["web1", "web2"];
+    rig.load(&[&format!("{IMAGE}:1.0.0"), &format!("{IMAGE}:1.0.1")]);
+    let f = Fleet::new(&rig, &all, &[]);
+    f.ok(&rig, &["promote", "1.0.0"]);
+    let mut tag = "1.0.0";
+    for point in [
+        "release",
+        "health",
+        "fleet-prepared",
+        "fleet-flipped",
+        "workers",
+    ] {
+        let next = if tag == "1.0.0" { "1.0.1" } else { "1.0.0" };
+        let o = run(f
+            .cmd(&rig)
+            .args(["promote", next])
+            .env("WEBDOCK_KILL_AT", point));
+        assert!(!o.status.success(), "{point}: killed");
+        // the links never point at an unhealthy color: each host serves a
+        // release, the old or the new one
+        for t in served(&rig, &all) {
+            assert!(t == tag || t == next, "{point}: {t}");
+        }
+        f.ok(&rig, &["promote", next]);
+        all_serve(&rig, &all, next);
+        tag = next;
+    }
+    // Two controllers at once: exactly one wins, the other names the holder.
+    let hold = f.path().join("hold");
+    let mut a = f
+        .cmd(&rig)
+        .args(["promote", "1.0.1"])
+        .env("WEBDOCK_HOLD_AT", format!("release={}", hold.display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A holds the lock once it says it is held after its release step.
+    let stderr = a.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("held at release") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(180))
+        .expect("the first controller reaches its release step");
+    let o = f.webdock(&rig, &["promote", "1.0.1"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("locked fleet-wide by pid"), "{err}");
+    std::fs::write(&hold, "").unwrap();
+    assert!(a.wait().unwrap().success());
+    all_serve(&rig, &all, "1.0.1");
+}
+
+#[test]
+fn a_whole_promote_over_ssh() {
+    ensure_image("1.0.0");
+    let rig = Rig::up(1);
+    rig.load(&[&format!("{IMAGE}:1.0.0")]);
+    let f = Fleet::new(&rig, &["web1"], &["web1"]);
+    f.ok(&rig, &["promote", "1.0.0"]);
+    all_serve(&rig, &["web1"], "1.0.0");
+    let st: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["status", "--json"])).unwrap();
+    assert_eq!(st["hosts"][0]["reachable"], true, "{st}");
+    assert_eq!(st["hosts"][0]["status"]["live"]["tag"], "1.0.0", "{st}");
+}
