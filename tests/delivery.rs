@@ -169,7 +169,9 @@ fn a_pushed_tag_is_pulled_by_digest_into_an_engine_that_never_saw_it() {
         existing.len()
     );
 
-    let _ = docker(&["rmi", &format!("{}/{IMAGE}:{tag}", reg.addr)]);
+    // the registry's names for both pushes on the main engine (the first
+    // push's image keeps only its digest reference once the tag moved)
+    let _ = docker(&["rmi", &format!("{}/{IMAGE}:{tag}", reg.addr), &pinned]);
     drop(d);
     assert_eq!(
         docker0_exists(),
