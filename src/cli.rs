@@ -53,6 +53,9 @@ pub enum Command {
         /// `docker build DIR` the same work, instead of building (benchmark).
         #[arg(long, hide = true, value_name = "DIR")]
         emit_context: Option<std::path::PathBuf>,
+        /// Rebuild a tag that is live or the previous release even if the code changed.
+        #[arg(long)]
+        force: bool,
         /// Then push `<registry>/<image>:TAG` (`registry` in webdock.toml) and print its digest.
         #[arg(long)]
         push: bool,

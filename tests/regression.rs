@@ -183,5 +183,98 @@ fn sockets_stay_reachable_by_the_host_nginx_under_umask_077() {
     assert_eq!(served(&p), "1.0.0");
 }
 
+/// Item 4: `webdock build v2` again with other code, then `promote v2`:
+/// "portal already serves v2" skipped the release and the portal but
+/// recreated cron and the djobs from the new image: two codes at once.
+#[test]
+fn a_rebuilt_live_tag_is_refused_and_with_force_released_whole() {
+    ensure_image("1.0.0");
+    let mut p = Project::new("rgrbt", "");
+    let app = p.path().join("app");
+    copy_dir(&repo_root().join("examples/portal"), &app);
+    let retarget = |p: &Project| {
+        let text = std::fs::read_to_string(&p.config).unwrap().replacen(
+            &format!(
+                "app = \"{}\"",
+                repo_root().join("examples/portal").display()
+            ),
+            &format!("app = \"{}\"", app.display()),
+            1,
+        );
+        std::fs::write(&p.config, text).unwrap();
+    };
+    retarget(&p);
+    p.with_nginx("");
+    retarget(&p);
+    let tag = p.name.clone();
+    p.ok(&["build", &tag]);
+    p.ok(&["promote", &tag]);
+    let color = p.live_link().unwrap();
+    let page = |p: &Project| {
+        http_get(p.nginx.as_ref().unwrap().port, "/health/")
+            .map(|r| r.text())
+            .unwrap_or_default()
+    };
+    assert!(!page(&p).contains("rebuilt-marker"));
+    let views = app.join("portal/views.py");
+    let code = std::fs::read_to_string(&views).unwrap();
+    assert!(code.contains("_text(f\"ok {settings.RELEASE}\")"));
+    std::fs::write(
+        &views,
+        code.replace(
+            "_text(f\"ok {settings.RELEASE}\")",
+            "_text(f\"ok rebuilt-marker {settings.RELEASE}\")",
+        ),
+    )
+    .unwrap();
+    // Refused: the tag is live and the build is other code; the tag keeps
+    // the running image.
+    let running = docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Id}}",
+        &format!("{IMAGE}:{tag}"),
+    ]);
+    let o = p.webdock(&["build", &tag]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("tag {tag} is live")), "{err}");
+    let after = docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Id}}",
+        &format!("{IMAGE}:{tag}"),
+    ]);
+    assert_eq!(after, running, "the tag still names the running image");
+    // With --force, the promote that follows is a whole release: a new
+    // color with the new code, and the workers on the same image.
+    p.ok(&["build", &tag, "--force"]);
+    p.ok(&["promote", &tag]);
+    assert_ne!(
+        p.live_link().unwrap(),
+        color,
+        "a new color was started and flipped to"
+    );
+    assert!(page(&p).contains("rebuilt-marker"), "{}", page(&p));
+    let new_id = docker_ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Id}}",
+        &format!("{IMAGE}:{tag}"),
+    ]);
+    for role in [
+        "djob-billing",
+        "cron",
+        &format!("portal-{}", p.live_link().unwrap()),
+    ] {
+        let id = docker_ok(&["inspect", "-f", "{{.Image}}", &p.container_name(role)]);
+        assert_eq!(id, new_id, "{role} runs the rebuilt image");
+    }
+    let _ = docker(&["rmi", &format!("{IMAGE}:{tag}")]);
+}
+
 // Item 8 (`watch webdock status` could fail a promote) is tested where the
 // lock lives: src/lock.rs `a_reader_in_a_tight_loop_never_fails_a_taker`.

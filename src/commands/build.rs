@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::build;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::names::Tag;
 use crate::out::Out;
 
@@ -15,6 +16,7 @@ pub async fn run(
     cfg: &Config,
     tag: &Tag,
     no_cache: bool,
+    force: bool,
     emit_context: Option<&Path>,
     out: Out,
 ) -> anyhow::Result<ExitCode> {
@@ -48,7 +50,30 @@ pub async fn run(
             ));
         }
     };
+    // A tag that is live (or the release a rollback goes to) must keep
+    // meaning the code it runs: a rebuild that changes the image is undone
+    // (the tag goes back to the running image) unless --force.
+    let in_use = if force {
+        None
+    } else {
+        in_use(cfg, &engine, tag).await?
+    };
+    let before = engine
+        .inspect_image(&cfg.image_ref(tag))
+        .await?
+        .map(|i| i.id);
     let built = build::build(&engine, cfg, tag, no_cache, &say, &on_phase).await?;
+    if let (Some(why), Some(old)) = (in_use, before) {
+        if old != built.id {
+            engine.tag(&old, &cfg.image, tag.as_str()).await?;
+            let _ = engine.remove_image(&built.id).await;
+            anyhow::bail!(crate::Usage(format!(
+                "tag {tag} is {why}, and this build of it is other code ({} ≠ {}): the tag keeps the image that runs\nhint: build a new tag; or webdock build {tag} --force, then webdock promote {tag} to release it",
+                short(&built.id),
+                short(&old)
+            )));
+        }
+    }
     let secs = started.elapsed().as_secs_f64();
     let steps = built.phases.len();
     let cached = built.phases.iter().filter(|p| p.cached).count();
@@ -67,9 +92,37 @@ pub async fn run(
             "built {} in {secs:.1} s ({cached} of {steps} phases from cache)",
             built.reference
         ));
-        println!("{}", built.id);
+        out.data(&built.id);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+/// Why `tag` must not change under the project on this host: it is live,
+/// or the release before the live one (what `rollback` goes to).
+async fn in_use(
+    cfg: &Config,
+    engine: &crate::engine::Docker,
+    tag: &Tag,
+) -> anyhow::Result<Option<&'static str>> {
+    let layout = cfg.layout();
+    let live = crate::proxy::live(&layout).unwrap_or(None);
+    let obs = crate::plan::Observed::new(engine.list_containers(&cfg.project).await?, live);
+    let Some(live_tag) = obs.live_tag() else {
+        return Ok(None);
+    };
+    if live_tag == tag.as_str() {
+        return Ok(Some("live"));
+    }
+    let (history, _) = crate::history::read(&layout.history()).unwrap_or_default();
+    Ok(
+        (crate::plan::previous_release(&history, live_tag) == Some(tag.as_str()))
+            .then_some("the previous release (where rollback goes)"),
+    )
 }
 
 pub async fn base(out: Out) -> anyhow::Result<ExitCode> {
@@ -78,7 +131,7 @@ pub async fn base(out: Out) -> anyhow::Result<ExitCode> {
     if out.json {
         out.event("base", json!({ "image": reference }));
     } else {
-        println!("{reference}");
+        out.data(&reference);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             no_cache,
             emit_context,
             push,
+            force,
         } => {
             let tag = parse_tag(tag)?;
             let cfg = cfg()?;
@@ -38,7 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 true => Some(deliver::push_target(&cfg, "--push")?),
                 false => None,
             };
-            build::run(&cfg, &tag, *no_cache, emit_context.as_deref(), out).await?;
+            build::run(&cfg, &tag, *no_cache, *force, emit_context.as_deref(), out).await?;
             match push {
                 Some(target) => deliver::push(&cfg, &tag, target, out).await,
                 None => Ok(ExitCode::SUCCESS),
