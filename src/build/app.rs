@@ -103,6 +103,11 @@ pub async fn layer(
     let cached = root.join(format!("{key}.tar"));
     if !force {
         if let Ok(tar) = fs_err::read(&cached) {
+            // used now: the pruning below keeps the most recently used
+            let _ = std::fs::File::options()
+                .write(true)
+                .open(&cached)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             let diff_id = format!("sha256:{}", layer::sha256_hex(&tar));
             return Ok((Layer { tar, diff_id }, true));
         }

@@ -11,8 +11,9 @@
 
 use std::path::Path;
 
-use super::{layer, run_build_container, sha_hex, BuildError};
+use super::{cache_dir, layer, run_build_container, sha_hex, BuildError};
 use crate::engine::{Docker, Engine};
+use crate::lock::Lock;
 
 pub const DEPS_REPO: &str = "webdock-deps";
 
@@ -82,6 +83,15 @@ pub async fn ensure(
     say: &dyn Fn(&str),
 ) -> anyhow::Result<(String, bool)> {
     let reference = reference(base, requirements, wheels)?;
+    if !force && engine.inspect_image(&reference).await?.is_some() {
+        return Ok((reference, false));
+    }
+    // One maker per dependency set on the machine: parallel builds of the
+    // same requirements wait for it instead of racing to commit the tag.
+    let locks = cache_dir().join("deps");
+    fs_err::create_dir_all(&locks)?;
+    let _lock =
+        Lock::acquire_blocking(&locks.join(format!("{}.lock", &reference[DEPS_REPO.len() + 1..])))?;
     if !force && engine.inspect_image(&reference).await?.is_some() {
         return Ok((reference, false));
     }
