@@ -289,7 +289,10 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
     assert!(err.contains("flipped back"), "{err}");
     std::fs::write(&inc, good).unwrap();
     rig.reload_nginx("web2");
-    all_serve(&rig, &all, "1.0.1");
+    // a reload is graceful: the old workers go on a moment
+    wait_for(30, "web2's nginx to load its config again", || {
+        served(&rig, &all).iter().all(|t| t == "1.0.1").then_some(())
+    });
 
     // One host cut off: refused, naming it; with --skip-host the others
     // move and status says web2 is behind.
