@@ -73,6 +73,11 @@ impl Layout {
         self.state_dir.join("history.jsonl")
     }
 
+    /// The record of the backups made before release commands.
+    pub fn backups(&self) -> PathBuf {
+        self.state_dir.join("backups.json")
+    }
+
     /// The color last made live, kept on disk that survives a reboot (the
     /// socket directory is often tmpfs): the link is rebuilt from it.
     pub fn live_record(&self) -> PathBuf {

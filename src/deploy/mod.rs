@@ -19,6 +19,8 @@
 //!
 //! Every step boundary is a named kill point for the crash tests.
 
+mod backup;
+mod interrupt;
 mod oncall;
 mod portal;
 mod record;
@@ -157,7 +159,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             }
             PromotePlan::Switch { idle, release } => {
                 if release {
-                    self.release(tag).await?;
+                    self.release(tag, moved).await?;
                 }
                 self.start_portal(idle, tag).await?;
                 self.flip_and_verify(idle, obs.live, tag).await?;
@@ -193,7 +195,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
         let mut moved = Moved {
             from_color: obs.live,
             from_tag: obs.live_tag().map(str::to_owned),
-            to_color: None,
+            ..Moved::default()
         };
         let res = self.rollback_warm(color, obs.live, &tag, &mut moved).await;
         self.record(Intent::Rollback, &tag, &moved, started, &res);
@@ -234,3 +236,6 @@ pub mod fake;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod release_tests;

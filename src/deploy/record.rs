@@ -20,6 +20,8 @@ pub struct Moved {
     pub from_tag: Option<String>,
     /// Set once the new color is live and verified.
     pub to_color: Option<Color>,
+    /// The backup that preceded the release command.
+    pub backup: Option<String>,
 }
 
 impl<E: Engine> Deployer<'_, E> {
@@ -45,6 +47,7 @@ impl<E: Engine> Deployer<'_, E> {
                 Ok(()) => Outcome::Ok,
                 Err(e) => Outcome::Failed(first_line(e)),
             },
+            backup: moved.backup.clone(),
         };
         if let Err(err) = history::append(&self.host.layout.history(), &e) {
             tracing::warn!("could not append to history: {err}");

@@ -177,6 +177,7 @@ mod tests {
             } else {
                 Outcome::Failed("x".into())
             },
+            backup: None,
         }
     }
 
@@ -186,7 +187,13 @@ mod tests {
         let blue2 = || vec![portal("blue", "2", true)];
         let mut rebuilt = portal("blue", "2", true);
         rebuilt.image_id = "sha256:older".into();
-        type Case = (Vec<ContainerInfo>, Option<Color>, &'static str, Intent, PromotePlan);
+        type Case = (
+            Vec<ContainerInfo>,
+            Option<Color>,
+            &'static str,
+            Intent,
+            PromotePlan,
+        );
         let cases: Vec<Case> = vec![
             // first release ever
             (

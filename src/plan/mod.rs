@@ -7,11 +7,13 @@
 //! answered here, once.
 
 mod decide;
+mod release;
 mod warnings;
 
 use std::collections::HashSet;
 
 pub use decide::*;
+pub use release::*;
 pub use warnings::warnings;
 
 use crate::engine::{ContainerInfo, ImageInfo};
