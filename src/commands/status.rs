@@ -140,6 +140,9 @@ pub fn history(cfg: &Config, limit: usize, out: Out) -> anyhow::Result<ExitCode>
             if !steps.is_empty() {
                 out.data(&format!("    {}", steps.join(", ")));
             }
+            if let Some(b) = &e.backup {
+                out.data(&format!("    backup before the release command: {b}"));
+            }
         }
     }
     if torn > 0 {

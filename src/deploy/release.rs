@@ -59,8 +59,8 @@ impl<E: Engine> Deployer<'_, E> {
             let e = anyhow!(
                 "the release command of {other} runs in container {name}{age}: one release command at a time, and webdock never kills one; nothing was changed\nhint: follow it with `webdock logs release`; finish that release with `webdock promote {other}`, then promote {tag}"
             );
-            self.steps.fail(Step::Release, &e);
-            return Err(e);
+            // a step that starts and fails at once: the same events as any
+            return self.steps.run(Step::Release, async { Err(e) }).await;
         }
         for r in &plan.reap {
             self.reap(r).await?;

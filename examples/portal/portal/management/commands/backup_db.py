@@ -29,6 +29,10 @@ def copy_sqlite(src, dst):
         os.fsync(fd)
     finally:
         os.close(fd)
+    # Restoring over a database: its write-ahead log belongs to the old file.
+    for stale in (f"{dst}-wal", f"{dst}-shm"):
+        if os.path.exists(stale):
+            os.unlink(stale)
     os.replace(tmp, dst)
     dfd = os.open(os.path.dirname(os.path.abspath(dst)), os.O_RDONLY)
     try:
