@@ -87,6 +87,14 @@ pub async fn kill(
         .await?;
     let output = engine.logs_tail(&c.name, 20).await.unwrap_or_default();
     engine.remove_container(&c.name).await?;
+    // The promote that waited for it may be removing it too ("already in
+    // progress" counts as done): say "removed" only once it is gone.
+    for _ in 0..100 {
+        if engine.inspect_container(&c.name).await?.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     out.note(&format!(
         "killed and removed {}: the migration may have changed the database partly; its last output:\n{}\n`webdock promote {its_tag}` runs it afresh; to restore a backup see docs/operations.md",
         c.name,

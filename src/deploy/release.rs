@@ -102,7 +102,11 @@ impl<E: Engine> Deployer<'_, E> {
                     None => {
                         let spec = self.specs.spec(&Role::Release(tag.clone()), tag);
                         engine.create_container(&spec).await?;
-                        engine.start_container(&spec.name).await?;
+                        if let Err(e) = engine.start_container(&spec.name).await {
+                            // it never ran: nothing to keep
+                            let _ = engine.remove_container(&spec.name).await;
+                            return Err(e.into());
+                        }
                         spec.name
                     }
                 };
@@ -117,7 +121,10 @@ impl<E: Engine> Deployer<'_, E> {
                 }
                 let output = engine.logs_tail(&name, 60).await.unwrap_or_default();
                 engine.remove_container(&name).await?;
-                let killed = if code == 137 { " (killed)" } else { "" };
+                let killed = match code {
+                    137 | 143 => " (killed by a signal)",
+                    _ => "",
+                };
                 let backup = backup
                     .map(|b| format!("; the backup taken before it is {b}"))
                     .unwrap_or_default();
