@@ -136,6 +136,12 @@ fn a_killed_promote_leaves_its_migration_running_and_the_next_promote_waits_for_
     let rel = p.container_name("release-slow");
     let before = container_id(&rel).expect("the release container outlives webdock");
     assert!(before.ends_with("true"), "still running: {before}");
+    let st = p.status_json();
+    assert_eq!(st["releases"][0]["container"], rel.as_str(), "{st}");
+    assert_eq!(
+        st["releases"][0]["running"], true,
+        "status shows the migration: {st}"
+    );
 
     // another tag meanwhile: refused, naming the running one, which is untouched
     let o = p.webdock(&["promote", "1.0.1"]);

@@ -77,6 +77,9 @@ fn print_status(r: &StatusReport, out: Out) {
     for d in &r.djobs {
         out.data(&line("djob", &d.name, &d.row, "-"));
     }
+    for rel in &r.releases {
+        out.data(&line("release", "-", rel, "-"));
+    }
     if let Some(l) = &r.lock {
         out.data(&format!(
             "\nlocked by pid {} ({} {}) since {}",
