@@ -30,6 +30,18 @@ pub struct OneOff {
 }
 
 impl<E: Engine> Deployer<'_, E> {
+    /// The backup taken (or found) before this command's release command.
+    pub(super) fn backup_taken(&self) -> Option<String> {
+        self.backup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(super) fn note_backup(&self, name: Option<String>) {
+        *self.backup.lock().unwrap_or_else(|e| e.into_inner()) = name;
+    }
+
     /// Backs up before `tag`'s release command; returns the backup's name
     /// (None when no backup is configured).
     pub(super) async fn backup(&self, tag: &Tag) -> anyhow::Result<Option<String>> {

@@ -58,6 +58,9 @@ pub struct Deployer<'a, E: Engine> {
     pub specs: Specs<'a>,
     pub out: Out,
     steps: steps::StepLog,
+    /// The backup taken (or found) before this command's release command,
+    /// for its history line.
+    backup: std::sync::Mutex<Option<String>>,
 }
 
 /// Takes the project's deploy lock or fails at once naming its holder.
@@ -78,6 +81,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             specs: Specs::new(cfg)?,
             out,
             steps: steps::StepLog::new(out),
+            backup: Default::default(),
         })
     }
 
@@ -159,7 +163,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             }
             PromotePlan::Switch { idle, release } => {
                 if release {
-                    self.release(tag, moved).await?;
+                    self.release(tag).await?;
                 }
                 self.start_portal(idle, tag).await?;
                 self.flip_and_verify(idle, obs.live, tag).await?;
@@ -195,7 +199,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
         let mut moved = Moved {
             from_color: obs.live,
             from_tag: obs.live_tag().map(str::to_owned),
-            ..Moved::default()
+            to_color: None,
         };
         let res = self.rollback_warm(color, obs.live, &tag, &mut moved).await;
         self.record(Intent::Rollback, &tag, &moved, started, &res);

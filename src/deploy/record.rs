@@ -20,8 +20,6 @@ pub struct Moved {
     pub from_tag: Option<String>,
     /// Set once the new color is live and verified.
     pub to_color: Option<Color>,
-    /// The backup that preceded the release command.
-    pub backup: Option<String>,
 }
 
 impl<E: Engine> Deployer<'_, E> {
@@ -47,7 +45,8 @@ impl<E: Engine> Deployer<'_, E> {
                 Ok(()) => Outcome::Ok,
                 Err(e) => Outcome::Failed(first_line(e)),
             },
-            backup: moved.backup.clone(),
+            // taken, not read: the next command of this Deployer starts clean
+            backup: self.backup.lock().unwrap_or_else(|e| e.into_inner()).take(),
         };
         if let Err(err) = history::append(&self.host.layout.history(), &e) {
             tracing::warn!("could not append to history: {err}");

@@ -17,7 +17,7 @@ use anyhow::anyhow;
 use serde_json::json;
 
 use super::interrupt::Interrupts;
-use super::{killpoint, Deployer, Moved, Step};
+use super::{killpoint, Deployer, Step};
 use crate::backups;
 use crate::clock;
 use crate::engine::{Engine, EngineError};
@@ -34,8 +34,8 @@ enum Stopped {
 
 impl<E: Engine> Deployer<'_, E> {
     /// Runs `tag`'s release command, or waits for the one already running;
-    /// records in `moved` the backup taken before it.
-    pub(super) async fn release(&self, tag: &Tag, moved: &mut Moved) -> anyhow::Result<()> {
+    /// remembers the backup taken before it for history.
+    pub(super) async fn release(&self, tag: &Tag) -> anyhow::Result<()> {
         if self.cfg.release.command.is_empty() {
             return Ok(());
         }
@@ -68,7 +68,8 @@ impl<E: Engine> Deployer<'_, E> {
         let timeout = self.cfg.release.timeout;
         let (existing, remaining) = match plan.action {
             ReleaseAction::Start => {
-                moved.backup = self.backup(tag).await?;
+                let b = self.backup(tag).await?;
+                self.note_backup(b);
                 (None, timeout)
             }
             ReleaseAction::Wait { name } => {
@@ -89,10 +90,10 @@ impl<E: Engine> Deployer<'_, E> {
         };
         if existing.is_some() {
             let records = backups::read(&self.host.layout.backups())?;
-            moved.backup = backups::newest_for(&records, tag.as_str()).map(|r| r.name.clone());
+            self.note_backup(backups::newest_for(&records, tag.as_str()).map(|r| r.name.clone()));
         }
         let command = self.cfg.release.command.join(" ");
-        let backup = moved.backup.clone();
+        let backup = self.backup_taken();
         self.steps
             .run(Step::Release, async {
                 // From here a Ctrl-C or SIGTERM only stops the waiting.
