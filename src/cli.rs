@@ -124,9 +124,9 @@ pub enum Command {
     },
     /// Show a role's container output.
     Logs {
-        /// portal, cron or djob
+        /// portal, cron, djob or release
         role: String,
-        /// The djob's name, or the portal's color (default: live).
+        /// The djob's name, the portal's color (default: live), or the release's tag (default: the running one).
         name: Option<String>,
         /// Keep following.
         #[arg(short, long)]
@@ -135,6 +135,27 @@ pub enum Command {
         #[arg(long, default_value = "100")]
         tail: String,
     },
+    /// The release command (migrations): `kill` stops the running one; webdock itself never does.
+    Release {
+        #[command(subcommand)]
+        verb: ReleaseVerb,
+    },
+    /// Back up the database now by the live release's image ([backup] command), or with
+    /// --verify restore the newest backup into a scratch database and check it.
+    #[command(
+        after_help = "promote backs up before every new release command by itself.
+
+Examples:
+  webdock backup
+  webdock backup --verify"
+    )]
+    Backup {
+        /// Restore the newest backup into a scratch database and run backup.verify on it.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// The backups on record, oldest first (name, tag, time, file on the data volume).
+    Backups,
     /// Print the nginx `location` block that the host's nginx includes in its server block.
     NginxSnippet {
         /// With [hosts]: the block for this host (its own paths).
@@ -181,4 +202,22 @@ pub enum Target {
     Cron,
     /// The portal (restart only): the live tag into the idle color, then the flip.
     Portal,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum ReleaseVerb {
+    /// Kill the running release command (a migration halfway may leave the database partly changed).
+    #[command(
+        after_help = "Name the tag of the running release command, or pass --yes.
+
+Example: webdock release kill 3.46.0"
+    )]
+    Kill {
+        /// The tag whose release command runs (see `webdock logs release`).
+        #[arg(allow_hyphen_values = true)]
+        tag: Option<String>,
+        /// Kill whichever release command runs, without naming its tag.
+        #[arg(long)]
+        yes: bool,
+    },
 }

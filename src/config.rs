@@ -21,6 +21,8 @@ use crate::names::{self, Tag};
 
 pub mod registry;
 pub use registry::Registry;
+mod backup;
+pub use backup::{fill, Backup};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -64,6 +66,8 @@ struct Raw {
     env: BTreeMap<String, String>,
     #[serde(default)]
     release: Release,
+    #[serde(default)]
+    backup: Backup,
     #[serde(default)]
     portal: Portal,
     #[serde(default)]
@@ -359,6 +363,7 @@ pub struct Config {
     pub keep_images: usize,
     pub env: BTreeMap<String, String>,
     pub release: Release,
+    pub backup: Backup,
     pub portal: Portal,
     pub health: Health,
     pub cron: Cron,
@@ -452,6 +457,7 @@ impl Config {
             ));
         }
         check_command("release.command", &raw.release.command, true).map_err(&invalid)?;
+        raw.backup.check().map_err(&invalid)?;
         let h = &raw.health;
         if !h.path.starts_with('/') || h.path.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid(format!(
@@ -601,6 +607,7 @@ impl Config {
             keep_images: raw.keep_images,
             env,
             release: raw.release,
+            backup: raw.backup,
             portal: raw.portal,
             health: raw.health,
             cron: raw.cron,

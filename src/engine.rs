@@ -8,6 +8,8 @@
 //! response-header timeout (stopping a container with a long grace) carry
 //! their own deadline.
 
+mod follow;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -146,6 +148,9 @@ pub trait Engine {
     /// Wait for exit, returning the exit code.
     async fn wait_container(&self, name: &str, deadline: Duration) -> Result<i64>;
     async fn logs_tail(&self, name: &str, lines: usize) -> Result<String>;
+    /// Each line of a container's output from its start, then as it comes,
+    /// until it stops: for waiting on one an earlier webdock started.
+    async fn follow_output(&self, name: &str, on_line: &mut dyn FnMut(&str)) -> Result<()>;
     /// Prepares a command to run in a running container (as root) and
     /// returns its id: starting it later is one short round trip.
     async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String>;
@@ -756,6 +761,10 @@ impl Engine for Docker {
             }
         }
         Ok(out)
+    }
+
+    async fn follow_output(&self, name: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+        self.follow_lines(name, on_line).await
     }
 }
 

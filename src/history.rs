@@ -95,6 +95,9 @@ pub struct Entry {
     pub steps: Vec<(String, f64)>,
     pub seconds: f64,
     pub outcome: Outcome,
+    /// The backup taken before this release's release command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
     /// A release across several hosts: each host's colors and steps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<HostRecord>,
@@ -183,6 +186,7 @@ mod tests {
             steps: vec![("flip".into(), 0.001)],
             seconds: 1.5,
             outcome: Outcome::Ok,
+            backup: None,
             hosts: vec![],
             skipped: vec![],
             flip_window_ms: None,

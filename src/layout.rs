@@ -103,6 +103,11 @@ impl Layout {
         self.state_dir.join("history.jsonl")
     }
 
+    /// The record of the backups made before release commands.
+    pub fn backups(&self) -> PathBuf {
+        self.state_dir.join("backups.json")
+    }
+
     /// Scratch files of the preflight write and link checks.
     pub fn write_check(&self) -> PathBuf {
         self.state_dir.join(".webdock-write-check")

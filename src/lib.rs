@@ -2,6 +2,7 @@
 //! integration tests and fuzz targets can call the parsers and pure
 //! decisions directly. The binary (`main.rs`) only parses and dispatches.
 
+pub mod backups;
 pub mod build;
 pub mod check;
 pub mod cli;

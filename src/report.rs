@@ -86,6 +86,8 @@ pub struct StatusReport {
     pub portals: Vec<PortalRow>,
     pub cron: Option<Row>,
     pub djobs: Vec<DjobRow>,
+    /// Release containers: a running one is a migration in progress.
+    pub releases: Vec<Row>,
     pub lock: Option<Holder>,
     /// The newest deploys first.
     pub history: Vec<Entry>,
@@ -155,6 +157,12 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
         portals,
         cron: cfg.cron.enabled.then(|| Row::of(obs.cron())),
         djobs,
+        releases: obs
+            .containers
+            .iter()
+            .filter(|c| c.label(crate::roles::LABEL_ROLE) == Some("release"))
+            .map(|c| Row::of(Some(c)))
+            .collect(),
         lock: crate::lock::holder(&host.layout.deploy_lock()),
         history: entries.into_iter().rev().take(5).collect(),
         warnings,

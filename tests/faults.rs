@@ -14,6 +14,8 @@ use common::*;
 
 const PROMOTE_KILL_POINTS: &[&str] = &[
     "check",
+    "backup",
+    "release-wait",
     "release",
     "start-portal",
     "health",
@@ -22,6 +24,10 @@ const PROMOTE_KILL_POINTS: &[&str] = &[
     "workers",
     "prune",
 ];
+
+/// A backup before each release command, so that its kill point is passed.
+const BACKUP: &str =
+    "[backup]\ncommand = [\"python\", \"manage.py\", \"backup_db\", \"{file}\"]\nkeep = 2\n";
 
 fn live_answer(p: &Project) -> Resp {
     http_get(p.nginx.as_ref().unwrap().port, "/health/").expect("host nginx answers")
@@ -73,8 +79,8 @@ fn killed_at(p: &Project, point: &str, args: &[&str]) {
 fn promote_killed_at_every_step_is_repaired_by_the_next_promote() {
     ensure_image("1.0.0");
     ensure_image("1.0.1");
-    let mut p = Project::new("killp", "");
-    p.with_nginx("");
+    let mut p = Project::new("killp", BACKUP);
+    p.with_nginx(BACKUP);
     p.ok(&["promote", "1.0.0"]);
     let (mut current, mut next) = ("1.0.0", "1.0.1");
     for point in PROMOTE_KILL_POINTS {

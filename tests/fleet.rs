@@ -291,7 +291,10 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
     rig.reload_nginx("web2");
     // a reload is graceful: the old workers go on a moment
     wait_for(30, "web2's nginx to load its config again", || {
-        served(&rig, &all).iter().all(|t| t == "1.0.1").then_some(())
+        served(&rig, &all)
+            .iter()
+            .all(|t| t == "1.0.1")
+            .then_some(())
     });
 
     // One host cut off: refused, naming it; with --skip-host the others

@@ -7,6 +7,7 @@ mod check;
 mod deliver;
 mod host;
 mod promote;
+mod release;
 mod restart;
 mod status;
 
@@ -15,7 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ReleaseVerb};
 use crate::config::Config;
 use crate::names::Tag;
 use crate::out::Out;
@@ -64,6 +65,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restart { target } => restart::run(&cfg()?, Verb::Restart, target, out).await,
         Command::Stop { target } => restart::run(&cfg()?, Verb::Stop, target, out).await,
         Command::Start { target } => restart::run(&cfg()?, Verb::Start, target, out).await,
+        Command::Logs {
+            role,
+            name,
+            follow,
+            tail,
+        } if role == "release" => release::logs(&cfg()?, name.as_deref(), *follow, tail).await,
+        Command::Release {
+            verb: ReleaseVerb::Kill { tag, yes },
+        } => {
+            let tag = tag.as_deref().map(parse_tag).transpose()?;
+            release::kill(&cfg()?, tag.as_ref(), *yes, out).await
+        }
+        Command::Backup { verify } => release::backup(&cfg()?, *verify, out).await,
+        Command::Backups => release::list(&cfg()?, out),
         Command::Logs {
             role,
             name,

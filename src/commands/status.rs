@@ -166,6 +166,9 @@ fn print_status(r: &StatusReport, out: Out) {
     for d in &r.djobs {
         out.data(&line("djob", &d.name, &d.row, "-"));
     }
+    for rel in &r.releases {
+        out.data(&line("release", "-", rel, "-"));
+    }
     if let Some(l) = &r.lock {
         out.data(&format!(
             "\nlocked by pid {} ({} {}) since {}",
@@ -228,6 +231,9 @@ pub fn history(cfg: &Config, limit: usize, out: Out) -> anyhow::Result<ExitCode>
             ));
             if !steps.is_empty() {
                 out.data(&format!("    {}", steps.join(", ")));
+            }
+            if let Some(b) = &e.backup {
+                out.data(&format!("    backup before the release command: {b}"));
             }
         }
     }

@@ -23,6 +23,10 @@ pub struct Fake {
     pub images: Mutex<HashMap<String, ImageInfo>>,
     /// Exit code of release containers.
     pub release_exit: Mutex<i64>,
+    /// Release containers never end: a wait on one times out.
+    pub release_hangs: Mutex<bool>,
+    /// Exit code of backup (and other one-off) containers.
+    pub backup_exit: Mutex<i64>,
     /// Health answers name this release instead of the container's tag.
     pub health_release: Mutex<Option<String>>,
     next_id: Mutex<u32>,
@@ -45,6 +49,13 @@ impl Fake {
             .lock()
             .unwrap()
             .insert(format!("{repo}:{tag}"), info);
+    }
+    /// A container that some earlier command left behind, running or not.
+    pub fn leave(&self, spec: ContainerSpec, running: bool) {
+        self.containers
+            .lock()
+            .unwrap()
+            .insert(spec.name.clone(), (spec, running));
     }
     fn log(&self, s: String) {
         self.calls.lock().unwrap().push(s);
@@ -185,9 +196,20 @@ impl Engine for Fake {
         }
         Ok(())
     }
-    async fn wait_container(&self, name: &str, _deadline: Duration) -> Result<i64> {
+    async fn wait_container(&self, name: &str, deadline: Duration) -> Result<i64> {
+        self.log(format!("wait {name}"));
         if name.contains("-release-") {
+            if *self.release_hangs.lock().unwrap() {
+                return Err(EngineError::Timeout {
+                    op: "wait",
+                    target: name.into(),
+                    secs: deadline.as_secs(),
+                });
+            }
             return Ok(*self.release_exit.lock().unwrap());
+        }
+        if name.contains("-backup-") || name.contains("-verify-") {
+            return Ok(*self.backup_exit.lock().unwrap());
         }
         std::future::pending().await
     }
@@ -201,6 +223,11 @@ impl Engine for Fake {
     async fn exec_start(&self, id: &str) -> Result<ExecOutput> {
         self.log(format!("exec-start {id}"));
         Ok(ExecOutput::default())
+    }
+    async fn follow_output(&self, name: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+        self.log(format!("follow {name}"));
+        on_line(&format!("output of {name}"));
+        Ok(())
     }
 }
 
@@ -248,5 +275,8 @@ impl<T: Engine> Engine for &T {
     }
     async fn exec_start(&self, id: &str) -> Result<ExecOutput> {
         (**self).exec_start(id).await
+    }
+    async fn follow_output(&self, name: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
+        (**self).follow_output(name, on_line).await
     }
 }

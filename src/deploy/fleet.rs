@@ -144,6 +144,12 @@ impl<'a, E: Engine> Fleet<'a, E> {
             hosts,
             skipped: self.skipped.clone(),
             flip_window_ms,
+            backup: self
+                .release_host()
+                .backup
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
         };
         if let Err(err) = history::append(&self.cfg.layout().history(), &e) {
             tracing::warn!("could not append to history: {err}");

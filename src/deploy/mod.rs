@@ -19,7 +19,9 @@
 //!
 //! Every step boundary is a named kill point for the crash tests.
 
+mod backup;
 mod fleet;
+mod interrupt;
 mod oncall;
 mod portal;
 mod record;
@@ -57,6 +59,9 @@ pub struct Deployer<'a, E: Engine> {
     pub specs: Specs<'a>,
     pub out: Out,
     steps: steps::StepLog,
+    /// The backup taken (or found) before this command's release command,
+    /// for its history line.
+    backup: std::sync::Mutex<Option<String>>,
 }
 
 /// Takes the project's deploy lock or fails at once naming its holder.
@@ -80,6 +85,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
                 out,
                 (host.reach == crate::host::Reach::Engine).then(|| host.name.clone()),
             ),
+            backup: Default::default(),
         })
     }
 
@@ -238,3 +244,6 @@ pub mod fake;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod release_tests;

@@ -48,6 +48,8 @@ impl<E: Engine> Deployer<'_, E> {
             hosts: vec![],
             skipped: vec![],
             flip_window_ms: None,
+            // taken, not read: the next command of this Deployer starts clean
+            backup: self.backup.lock().unwrap_or_else(|e| e.into_inner()).take(),
         };
         if let Err(err) = history::append(&self.host.layout.history(), &e) {
             tracing::warn!("could not append to history: {err}");

@@ -12,6 +12,7 @@ use crate::out::Out;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     Check,
+    Backup,
     Release,
     StartPortal,
     Health,
@@ -25,6 +26,7 @@ impl Step {
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Check => "check",
+            Step::Backup => "backup",
             Step::Release => "release",
             Step::StartPortal => "start-portal",
             Step::Health => "health",

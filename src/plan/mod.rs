@@ -8,11 +8,13 @@
 
 mod decide;
 pub mod fleet;
+mod release;
 mod warnings;
 
 use std::collections::HashSet;
 
 pub use decide::*;
+pub use release::*;
 pub use warnings::warnings;
 
 use crate::engine::{ContainerInfo, ImageInfo};
