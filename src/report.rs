@@ -66,9 +66,23 @@ pub struct PortalRow {
     pub row: Row,
 }
 
+/// A djob's liveness as the host sees it (`[djobs.NAME] heartbeat`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HeartbeatView {
+    /// Seconds since the daemon's last beat; null before its first start.
+    pub age_s: Option<u64>,
+    pub limit_s: u64,
+    pub stale: bool,
+    /// Kills by the in-container watchdog in the last hour, and in all.
+    pub kills_last_hour: usize,
+    pub kills: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct DjobRow {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatView>,
     #[serde(flatten)]
     pub row: Row,
 }
@@ -125,6 +139,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
         .iter()
         .map(|d| DjobRow {
             name: d.name.clone(),
+            heartbeat: heartbeat_view(cfg, d),
             row: Row::of(obs.djob(&d.name)),
         })
         .collect();
@@ -166,5 +181,21 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
         lock: crate::lock::holder(&host.layout.deploy_lock()),
         history: entries.into_iter().rev().take(5).collect(),
         warnings,
+    })
+}
+
+fn heartbeat_view(cfg: &Config, d: &crate::config::Djob) -> Option<HeartbeatView> {
+    let now = std::time::SystemTime::now();
+    let hb = crate::heartbeat::read(cfg, d, now)?;
+    let hour_ago = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs() as i64 - 3600)
+        .unwrap_or(0);
+    Some(HeartbeatView {
+        age_s: hb.age.map(|a| a.as_secs()),
+        limit_s: hb.limit.as_secs(),
+        stale: hb.stale(),
+        kills_last_hour: hb.kills_since(hour_ago),
+        kills: hb.kills.len(),
     })
 }

@@ -119,6 +119,29 @@ fn a_djob_that_hangs_is_killed_and_restarted_and_never_runs_twice() {
     let hb = webdock::heartbeat::read(&cfg, cfg.djob("hanger").unwrap(), SystemTime::now())
         .expect("a heartbeat is configured");
     assert!(hb.kills.len() >= 2, "{hb:?}");
+    // status and check show it: the kills, and a check that is not OK
+    let st = p.status_json();
+    let d = st["djobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "hanger")
+        .cloned()
+        .unwrap();
+    assert_eq!(d["heartbeat"]["limit_s"], 3, "{d}");
+    assert!(d["heartbeat"]["kills"].as_u64().unwrap() >= 2, "{d}");
+    assert!(
+        d["heartbeat"]["kills_last_hour"].as_u64().unwrap() >= 2,
+        "{d}"
+    );
+    let o = p.webdock(&["check"]);
+    let line = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        matches!(o.status.code(), Some(1 | 2)) && line.contains("hanger"),
+        "check names the hung djob: {:?} {line}",
+        o.status.code()
+    );
+    assert!(line.contains("'hanger_heartbeat_age'="), "{line}");
     eprintln!(
         "heartbeat 3s, grace 2s: last beat -> restart {:.1} s (hang at {:.1}, killed at {:.0}, started again at {:.1})",
         starts[1] - hangs[0],

@@ -82,7 +82,19 @@ async fn gather(cfg: &Config) -> anyhow::Result<Verdict> {
         workers.push(seen("cron".into(), "cron", c));
     }
     for d in &r.djobs {
-        workers.push(seen(format!("djob {}", d.name), &d.name, &d.row));
+        let mut w = seen(format!("djob {}", d.name), &d.name, &d.row);
+        w.heartbeat = d.heartbeat.as_ref().map(|h| {
+            (
+                h.age_s.unwrap_or(0) as i64,
+                std::time::Duration::from_secs(h.limit_s),
+            )
+        });
+        if d.heartbeat.as_ref().is_some_and(|h| h.kills_last_hour > 0) {
+            // a watchdog kill is a restart the container count may not show
+            w.restarts = w.restarts.max(1);
+            w.uptime_s = w.uptime_s.map(|u| u.min(3599));
+        }
+        workers.push(w);
     }
     // The other color, running another tag: how long since traffic left it
     // (the newest successful release in history).

@@ -164,7 +164,21 @@ fn print_status(r: &StatusReport, out: Out) {
         out.data(&line("cron", "-", c, "-"));
     }
     for d in &r.djobs {
-        out.data(&line("djob", &d.name, &d.row, "-"));
+        let beat = match &d.heartbeat {
+            None => "-".to_string(),
+            Some(h) if h.stale => "STALE".to_string(),
+            Some(h) => h
+                .age_s
+                .map(|a| format!("beat {a}s"))
+                .unwrap_or_else(|| "-".into()),
+        };
+        out.data(&line("djob", &d.name, &d.row, &beat));
+        if let Some(h) = d.heartbeat.as_ref().filter(|h| h.kills > 0) {
+            out.data(&format!(
+                "         {} killed by its heartbeat watchdog {} time(s), {} in the last hour",
+                d.name, h.kills, h.kills_last_hour
+            ));
+        }
     }
     for rel in &r.releases {
         out.data(&line("release", "-", rel, "-"));
