@@ -1,0 +1,89 @@
+
+use super::*;
+
+fn parse(t: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/srv/app/webdock.toml"), t)
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse("project = \"demo\"\n").unwrap();
+    assert_eq!(c.image, "webdock-demo");
+    assert_eq!(c.app_dir, PathBuf::from("/srv/app/."));
+    assert_eq!(c.health.consecutive, 3);
+    assert_eq!(c.release.command[0], "python");
+    assert_eq!(c.layout().socket_dir(), Path::new("/run/webdock/demo"));
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let e = parse("project = \"demo\"\n\n[health]\nconsecutve = 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(":4:"), "{e}");
+    assert!(e.contains("consecutve"), "{e}");
+    assert!(!e.contains('\n'), "one line: {e}");
+}
+
+#[test]
+fn bad_values_are_refused_with_their_name() {
+    let cases = [
+        ("project = \"Demo\"", "\"Demo\""),
+        ("project = 3", "invalid type"),
+        ("project = \"d\"\n[health]\ntimeout = \"soon\"", "soon"),
+        (
+            "project = \"d\"\n[djobs.\"bad name\"]\ncommand=[\"x\"]",
+            "bad name",
+        ),
+        ("project = \"d\"\n[djobs.a]\ncommand=[]", "djobs.a.command"),
+        ("project = \"d\"\nrequirements = \"../etc/passwd\"", "'..'"),
+        ("project = \"d\"\nvolumes = [\"x;rm:/data\"]", "x;rm"),
+        ("project = \"d\"\n[env]\nWEBDOCK_ROLE = \"x\"", "reserved"),
+        ("project = \"d\"\nimage = \"UP\"", "\"UP\""),
+        (
+            "project = \"d\"\n[env]\nA = \"a\\u0000b\"",
+            "env A holds a NUL",
+        ),
+        (
+            "project = \"d\"\n[portal]\npublic_url = \"http://a b/\"",
+            "public_url",
+        ),
+        (
+            "project = \"d\"\n[djobs.a]\ncommand=[\"x\"]\nenv = { WEBDOCK_ROLE = \"cron\" }",
+            "reserved",
+        ),
+        (
+            "project = \"d\"\n[portal]\nprocesses = 0",
+            "portal.processes",
+        ),
+        ("", "missing field `project`"),
+    ];
+    for (text, needle) in cases {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(e.contains(needle), "{text:?} gave {e:?}, wanted {needle:?}");
+    }
+}
+
+#[test]
+fn errors_stay_one_short_printable_line() {
+    let huge = format!("project = \"{}\"\n", "a".repeat(5 << 20));
+    let e = parse(&huge).unwrap_err().to_string();
+    assert!(e.len() < 400, "{} bytes", e.len());
+    assert!(e.ends_with("characters long (at most 32)"), "{e}");
+    let e = parse("project = \"d\"\n\"\\u001b[2J\" = 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(!e.contains('\u{1b}') && e.contains("\\u{1b}[2J"), "{e}");
+}
+
+#[test]
+fn djobs_keep_their_settings() {
+    let c = parse(
+            "project = \"d\"\n[djobs.billing]\ncommand = [\"python\", \"manage.py\", \"djob\", \"billing\"]\nstop_grace = \"3s\"\nenv = { MODE = \"live\" }\n",
+        )
+        .unwrap();
+    let d = c.djob("billing").unwrap();
+    assert_eq!(d.stop_grace, Duration::from_secs(3));
+    assert_eq!(d.env["MODE"], "live");
+    assert!(c.djob("fax").is_none());
+}
