@@ -1,19 +1,17 @@
-# The webdock application image, built by `webdock build TAG` (classic builder)
-# from a context webdock assembles:
+# The webdock application image for the classic builder. `webdock build` does
+# not use this file: it makes the same image in fewer, cheaper steps (see
+# docs/architecture.md, build/). `webdock build TAG --emit-context DIR` writes
+# a context for it, so `docker build DIR` can do the same work (the benchmark):
 #   .webdock/rootfs/            images/rootfs/ of webdock: /init, s6 services, nginx, uwsgi
 #   .webdock/requirements.txt   the app's pinned requirements
 #   .webdock/wheels/            wheels for them (installed offline, --no-index)
 #   .webdock/djobs/<name>/run   one execline script per djob
 #   .webdock/crontab            the app's crontab
-#   app/                        the application
+#   app/                        the application, with its compiled front-end assets
 #
-# Layers go from the least to the most often changed (and the most to the least
-# expensive): a one-line app change rebuilds only the app COPY + collectstatic;
-# a requirements change rebuilds from the wheels; a djob/crontab/rootfs change
-# keeps the venv. The tag, revision, date and djob list are not in this file:
-# webdock appends `ENV WEBDOCK_RELEASE=<tag>` and one label instruction with
-# literal values to it in the build context (no ARG steps: each step costs a
-# layer commit), so a new tag of unchanged code re-uses every other layer.
+# Layers go from the least to the most often changed. The tag, revision, date
+# and djob list are not in this file: --emit-context appends
+# `ENV WEBDOCK_RELEASE=<tag>` and one label instruction with literal values.
 
 ARG BASE_IMAGE=webdock-base:dev
 FROM ${BASE_IMAGE}
@@ -36,8 +34,11 @@ RUN groupadd --gid 10001 app \
         /etc/cron.monthly/* /etc/nginx/sites-enabled/*
 
 COPY .webdock/requirements.txt .webdock/wheels/ /opt/webdock/wheels/
-RUN python3 -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-index --no-cache-dir --disable-pip-version-check \
+# No pip in the venv (ensurepip costs more than the install): Debian's pip
+# wheel runs from its zip with the venv's interpreter, as webdock's deps step.
+RUN python3 -m venv --without-pip /opt/venv \
+ && set -- /usr/share/python-wheels/pip-*.whl \
+ && /opt/venv/bin/python "$1/pip" install --no-index --no-cache-dir --disable-pip-version-check \
         --find-links /opt/webdock/wheels -r /opt/webdock/wheels/requirements.txt \
  && rm -rf /opt/webdock/wheels
 
