@@ -210,13 +210,13 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
     // Keep-alive GET and POST through the load balancer across promotes
     // and rollbacks: not one failed request.
     let (stop, counts, clients) = load::start(lb_port(&rig), 6);
-    for (verb, tag) in [
-        ("promote", "1.0.1"),
-        ("rollback", "1.0.0"),
+    // 10 promotes and 5 rollbacks: promote, promote, rollback, five times.
+    let rounds = [
         ("promote", "1.0.1"),
         ("promote", "1.0.0"),
         ("rollback", "1.0.1"),
-    ] {
+    ];
+    for (verb, tag) in rounds.iter().cycle().take(15).copied() {
         let args: Vec<&str> = if verb == "promote" {
             vec![verb, tag]
         } else {
@@ -239,6 +239,57 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
     assert_eq!(last["hosts"].as_array().unwrap().len(), 3, "{last}");
     let promote = h.iter().rev().find(|e| e["action"] == "promote").unwrap();
     assert!(promote["flip_window_ms"].as_f64().is_some(), "{promote}");
+
+    // A host's engine killed during prepare: aborted, nothing flipped.
+    let hold = f.path().join("hold-prepare");
+    let mut a = f
+        .cmd(&rig)
+        .args(["promote", "1.0.0"])
+        .env("WEBDOCK_HOLD_AT", format!("release={}", hold.display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = a.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("held at release") {
+                let _ = tx.send(None);
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        let _ = tx.send(Some(all));
+    });
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(180))
+            .unwrap(),
+        None
+    );
+    rig.kill_dockerd("web3");
+    std::fs::write(&hold, "").unwrap();
+    let status = a.wait().unwrap();
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("web3") && err.contains("no host was flipped"),
+        "{err}"
+    );
+    all_serve(&rig, &["web1", "web2"], "1.0.1");
+    rig.start_dockerd("web3");
+    wait_for(
+        120,
+        "web3 to serve again after its engine came back",
+        || (served(&rig, &["web3"])[0] == "1.0.1").then_some(()),
+    );
 
     // A tag unhealthy on one host only: nothing flips anywhere, and its
     // new colors are gone on every host.

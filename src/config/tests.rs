@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn parse(t: &str) -> Result<Config, ConfigError> {
