@@ -19,6 +19,7 @@ use serde::Deserialize;
 use crate::logging::LogSettings;
 use crate::names::{self, Tag};
 
+pub mod destination;
 pub mod registry;
 pub use registry::Registry;
 
@@ -86,6 +87,9 @@ struct Raw {
     registry_auth_file: Option<PathBuf>,
     #[serde(default = "registry::d_stall_timeout", with = "humantime_serde")]
     registry_stall_timeout: Duration,
+    /// Refuse to run without `-d NAME` (see `config::destination`).
+    #[serde(default)]
+    require_destination: bool,
 }
 
 fn d_app() -> PathBuf {
@@ -372,6 +376,10 @@ pub struct Config {
     /// `[build]`: the front-end asset step (`build::assets`).
     pub build: crate::build::assets::BuildSection,
     pub registry: Option<Registry>,
+    /// `-d NAME`: the overlay `webdock.NAME.toml` merged over this file;
+    /// its state (history, locks, live link) is apart from the others'.
+    pub destination: Option<String>,
+    pub require_destination: bool,
 }
 
 impl Config {
@@ -611,6 +619,8 @@ impl Config {
             logging: raw.logging,
             build: raw.build,
             registry,
+            destination: None,
+            require_destination: raw.require_destination,
         })
     }
 
@@ -632,7 +642,17 @@ impl Config {
 
     /// Every path of this project on the local host.
     pub fn layout(&self) -> crate::layout::Layout {
-        crate::layout::Layout::new(&self.socket_root, &self.state_root, &self.project)
+        crate::layout::Layout::new(&self.socket_root, &self.state_root, &self.state_name())
+    }
+
+    /// The name of this project's directories and live link: the project,
+    /// or `<project>.<destination>` (`.` is in no project name, so a
+    /// destination's state never meets another project's).
+    pub fn state_name(&self) -> String {
+        match &self.destination {
+            Some(d) => format!("{}.{d}", self.project),
+            None => self.project.clone(),
+        }
     }
 
     /// Every path of this project on a host of `[hosts]` (its overrides,
@@ -641,7 +661,7 @@ impl Config {
         crate::layout::Layout::new(
             h.socket_root.as_deref().unwrap_or(&self.socket_root),
             h.state_root.as_deref().unwrap_or(&self.state_root),
-            &self.project,
+            &self.state_name(),
         )
     }
 }
@@ -660,7 +680,7 @@ fn check_public_url(u: &str) -> Result<(), String> {
 /// reach the terminal raw (an escape sequence, a fake second line), and a
 /// 5 MB value would make a 5 MB error: control characters are escaped and the
 /// middle of a long message is cut, keeping what (the start) and why (the end).
-fn one_line(message: &str) -> String {
+pub(crate) fn one_line(message: &str) -> String {
     const KEEP: usize = 150;
     let chars: Vec<char> = message
         .chars()

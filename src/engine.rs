@@ -59,6 +59,9 @@ pub struct ImageInfo {
     pub labels: HashMap<String, String>,
     pub repo_tags: Vec<String>,
     pub created: i64,
+    /// `<registry>/<image>@sha256:…` for each registry it was pushed to or
+    /// pulled from: how `status` names the digest a container runs.
+    pub repo_digests: Vec<String>,
 }
 
 /// What webdock needs to know of a container.
@@ -527,6 +530,7 @@ impl Engine for Docker {
                 labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
                 repo_tags: i.repo_tags.unwrap_or_default(),
                 created: 0,
+                repo_digests: i.repo_digests.unwrap_or_default(),
             })),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(api("inspect image", reference)(e)),
@@ -551,6 +555,7 @@ impl Engine for Docker {
                 labels: i.labels,
                 repo_tags: i.repo_tags,
                 created: i.created,
+                repo_digests: i.repo_digests,
             })
             .collect())
     }

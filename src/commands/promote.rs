@@ -12,20 +12,29 @@ use crate::names::Tag;
 use crate::out::Out;
 use crate::proxy;
 
+pub use super::pin::PinArgs;
+
 pub async fn promote(
     cfg: &Config,
     tag: &Tag,
     skip: &[String],
+    pin: PinArgs<'_>,
     out: Out,
 ) -> anyhow::Result<ExitCode> {
     if !cfg.hosts.is_empty() {
-        return fleet(cfg, Some(tag), skip, out).await;
+        return fleet(cfg, Some((tag, pin)), skip, out).await;
     }
     no_skip(skip)?;
     let host = super::local_host(cfg).await?;
+    // The digest is resolved once and delivered before anything changes.
+    let pinned = super::pin::resolve(cfg, &host.engine, tag, pin, out).await?;
+    if let Some(p) = &pinned {
+        super::pin::deliver(cfg, &[&host], tag, Some(p), out).await?;
+    }
     // Bad input (env file, image, its labels) is refused before anything
     // is created; promote checks the image again under the lock.
-    let d = Deployer::new(cfg, &host, out)?;
+    let mut d = Deployer::new(cfg, &host, out)?;
+    d.digest = pinned.map(|p| p.digest);
     d.check_image(tag).await?;
     proxy::ensure_dirs(&host.layout)?;
     proxy::preflight(&host.layout)?;
@@ -65,7 +74,7 @@ fn no_skip(skip: &[String]) -> anyhow::Result<()> {
 /// fleet lock on the lock host, then the phases of `deploy::Fleet`.
 async fn fleet(
     cfg: &Config,
-    tag: Option<&Tag>,
+    tag: Option<(&Tag, PinArgs<'_>)>,
     skip: &[String],
     out: Out,
 ) -> anyhow::Result<ExitCode> {
@@ -76,6 +85,14 @@ async fn fleet(
         )));
     }
     let hosts = crate::fleet::connect(cfg, skip).await?;
+    let mut digest = None;
+    if let Some((t, pin)) = tag {
+        let pinned = super::pin::resolve(cfg, &hosts[0].engine, t, pin, out).await?;
+        let all: Vec<_> = hosts.iter().collect();
+        super::pin::deliver(cfg, &all, t, pinned.as_ref(), out).await?;
+        digest = pinned.map(|p| p.digest);
+    }
+    let tag = tag.map(|(t, _)| t);
     proxy::ensure_dirs(&cfg.layout())?; // the controller keeps the fleet's history
     let deployers = hosts
         .iter()
@@ -117,6 +134,7 @@ async fn fleet(
         hosts: deployers,
         skipped: skip.to_vec(),
         out,
+        digest,
     };
     let t = Instant::now();
     let tag = match what {

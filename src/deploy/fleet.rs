@@ -33,6 +33,8 @@ pub struct Fleet<'a, E: Engine> {
     /// Left out with `--skip-host` (recorded; `status` warns they are behind).
     pub skipped: Vec<String>,
     pub out: Out,
+    /// The digest this release runs (`promote` with a registry).
+    pub digest: Option<String>,
 }
 
 /// What one host looked like when the release began.
@@ -144,6 +146,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
             hosts,
             skipped: self.skipped.clone(),
             flip_window_ms,
+            digest: self.digest.clone(),
         };
         if let Err(err) = history::append(&self.cfg.layout().history(), &e) {
             tracing::warn!("could not append to history: {err}");

@@ -56,6 +56,8 @@ pub struct Deployer<'a, E: Engine> {
     pub host: &'a Host<E>,
     pub specs: Specs<'a>,
     pub out: Out,
+    /// The digest this release runs (`promote` with a registry), for history.
+    pub digest: Option<String>,
     steps: steps::StepLog,
 }
 
@@ -76,6 +78,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             host,
             specs: Specs::new(cfg)?.on(&host.layout),
             out,
+            digest: None,
             steps: steps::StepLog::new(
                 out,
                 (host.reach == crate::host::Reach::Engine).then(|| host.name.clone()),

@@ -48,6 +48,7 @@ impl<E: Engine> Deployer<'_, E> {
             hosts: vec![],
             skipped: vec![],
             flip_window_ms: None,
+            digest: self.digest.clone(),
         };
         if let Err(err) = history::append(&self.host.layout.history(), &e) {
             tracing::warn!("could not append to history: {err}");

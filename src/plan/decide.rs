@@ -180,6 +180,7 @@ mod tests {
             hosts: vec![],
             skipped: vec![],
             flip_window_ms: None,
+            digest: None,
         }
     }
 
