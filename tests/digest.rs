@@ -10,8 +10,10 @@
 //! - destinations: a bad overlay key names the overlay file and line (exit
 //!   2), `require_destination` refuses without `-d`, `--from` a destination
 //!   that never ran the tag is refused.
-//! - a registry that is down fails promote before any container changes,
-//!   exit 1, naming the registry.
+//! - a registry that is down, or a layer truncated in it, fails promote
+//!   before any container changes, exit 1, naming the registry.
+//! - a `[hosts]` fleet (one host on another empty engine) gets the digest
+//!   in its check phase; `--json`'s `done` event and history carry it.
 
 mod common;
 use common::*;
@@ -222,6 +224,91 @@ fn production_runs_the_digest_staging_ran_and_refuses_a_moved_tag() {
     let running = pd.cli(&["ps", "--format", "{{.Image}}"]);
     assert!(String::from_utf8_lossy(&running.stdout).contains(&local));
 
+    // D2's own layers truncated in the registry: production asked for D2
+    // fails the pull naming the registry, and what runs is untouched
+    let blob = |d: &str| {
+        let h = d.trim_start_matches("sha256:");
+        reg.dir
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&h[..2])
+            .join(h)
+            .join("data")
+    };
+    let layers = |d: &str| -> Vec<String> {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(d)).unwrap()).unwrap();
+        m["layers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a manifest with layers: {m}"))
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let old = layers(&d1);
+    let fresh: Vec<String> = layers(&d2)
+        .into_iter()
+        .filter(|l| !old.contains(l))
+        .collect();
+    assert!(!fresh.is_empty(), "other content, other layers");
+    for l in &fresh {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(blob(l))
+            .unwrap();
+        let len = f.metadata().unwrap().len();
+        f.set_len(len / 2).unwrap();
+    }
+    let containers = || {
+        String::from_utf8_lossy(
+            &pd.cli(&["ps", "-a", "--format", "{{.ID}} {{.Image}} {{.Names}}"])
+                .stdout,
+        )
+        .into_owned()
+    };
+    let before = containers();
+    let o = prod(&["promote", &tag, "--allow-moved-tag"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("registry {}: pull", reg.addr)),
+        "names the registry: {err}"
+    );
+    assert_eq!(containers(), before, "no container changed");
+    assert_eq!(
+        pd.inspect(&local, "{{.Id}}").as_deref(),
+        Some(id1.as_str()),
+        "the tag still names D1 there"
+    );
+
+    // a [hosts] fleet (one host, another empty engine): the check phase
+    // pulls the digest there; `--json` ends with it
+    let dr = PrivateDockerd::start(&p.path().join("dr"));
+    let d = p.path().display();
+    std::fs::write(
+        p.path().join("webdock.dr.toml"),
+        format!(
+            "[hosts.dr1]\nengine = \"{}\"\nroles = [\"portal\", \"worker\"]\nsocket_root = \"{d}/dr1/run\"\nstate_root = \"{d}/dr1/state\"\n",
+            dr.host()
+        ),
+    )
+    .unwrap();
+    let out = ok(
+        p.webdock(&["-d", "dr", "--json", "promote", &tag, "--from", "staging"]),
+        "fleet promote --from staging",
+    );
+    let done: serde_json::Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "done")
+        .unwrap_or_else(|| panic!("no done event: {out}"));
+    assert_eq!(done["digest"], d1.as_str(), "{done}");
+    assert_eq!(dr.inspect(&local, "{{.Id}}").as_deref(), Some(id1.as_str()));
+    let h = history(&p, "dr");
+    assert_eq!(h.last().unwrap()["digest"], d1.as_str(), "{h:?}");
+    let running = dr.cli(&["ps", "--format", "{{.Image}}"]);
+    assert!(String::from_utf8_lossy(&running.stdout).contains(&local));
+
+    drop(dr);
     drop(pd);
     drop(p);
     let _ = docker(&[

@@ -41,7 +41,7 @@ pub async fn promote(
     let _lock = take_deploy_lock(cfg, "promote", Some(tag.as_str()))?;
     let t = Instant::now();
     d.promote(tag, Intent::Promote).await?;
-    done(out, Intent::Promote, tag, t);
+    done(out, Intent::Promote, tag, d.digest.as_deref(), t);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -57,7 +57,7 @@ pub async fn rollback(cfg: &Config, skip: &[String], out: Out) -> anyhow::Result
     let _lock = take_deploy_lock(cfg, "rollback", None)?;
     let t = Instant::now();
     let tag = d.rollback().await?;
-    done(out, Intent::Rollback, &tag, t);
+    done(out, Intent::Rollback, &tag, None, t);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -144,18 +144,20 @@ async fn fleet(
         }
         None => f.rollback().await?,
     };
-    done(out, intent, &tag, t);
+    done(out, intent, &tag, f.digest.as_deref(), t);
     Ok(ExitCode::SUCCESS)
 }
 
-fn done(out: Out, intent: Intent, tag: &Tag, t: Instant) {
+fn done(out: Out, intent: Intent, tag: &Tag, digest: Option<&str>, t: Instant) {
     let secs = t.elapsed().as_secs_f64();
     if out.json {
-        out.event(
-            "done",
-            json!({ "action": intent.as_str(), "tag": tag, "seconds": secs }),
-        );
+        let mut e = json!({ "action": intent.as_str(), "tag": tag, "seconds": secs });
+        if let Some(d) = digest {
+            e["digest"] = d.into();
+        }
+        out.event("done", e);
     } else {
-        out.note(&format!("{intent}: {tag} is live ({secs:.2} s)"));
+        let at = digest.map(|d| format!(" at {d}")).unwrap_or_default();
+        out.note(&format!("{intent}: {tag} is live{at} ({secs:.2} s)"));
     }
 }
