@@ -223,6 +223,9 @@ fn production_runs_the_digest_staging_ran_and_refuses_a_moved_tag() {
     );
     let running = pd.cli(&["ps", "--format", "{{.Image}}"]);
     assert!(String::from_utf8_lossy(&running.stdout).contains(&local));
+    let text = ok(prod(&["status"]), "status");
+    let rows = text.lines().filter(|l| l.contains(&d1[..19])).count();
+    assert!(rows >= 3, "the short digest on every running role: {text}");
 
     // D2's own layers truncated in the registry: production asked for D2
     // fails the pull naming the registry, and what runs is untouched
