@@ -26,6 +26,15 @@ pub struct Cli {
         default_value = "webdock.toml"
     )]
     pub config: PathBuf,
+    /// Merge `webdock.NAME.toml` over the config; the destination keeps its own history and state.
+    #[arg(
+        long,
+        short = 'd',
+        global = true,
+        value_name = "NAME",
+        env = "WEBDOCK_DESTINATION"
+    )]
+    pub destination: Option<String>,
     /// Machine-readable output: JSON on stdout (events as JSON lines for long commands).
     #[arg(long, global = true)]
     pub json: bool,
@@ -92,6 +101,12 @@ pub enum Command {
         /// With [hosts]: leave out a host that cannot be reached (recorded in history; status warns it is behind).
         #[arg(long = "skip-host", value_name = "NAME")]
         skip_host: Vec<String>,
+        /// Release exactly the digest that destination NAME last released healthy for TAG.
+        #[arg(long, value_name = "DESTINATION")]
+        from: Option<String>,
+        /// Run TAG although the registry now names another digest than one released before.
+        #[arg(long)]
+        allow_moved_tag: bool,
     },
     /// Flip back to the previous color (kept warm), or promote the previous tag if it is gone.
     Rollback {

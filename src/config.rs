@@ -17,6 +17,7 @@ use std::time::Duration;
 use crate::logging::LogSettings;
 use crate::names::{self, Tag};
 
+pub mod destination;
 pub mod registry;
 pub use registry::Registry;
 mod backup;
@@ -77,6 +78,10 @@ pub struct Config {
     /// `[build]`: the front-end asset step (`build::assets`).
     pub build: crate::build::assets::BuildSection,
     pub registry: Option<Registry>,
+    /// `-d NAME`: the overlay `webdock.NAME.toml` merged over this file;
+    /// its state (history, locks, live link) is apart from the others'.
+    pub destination: Option<String>,
+    pub require_destination: bool,
 }
 
 impl Config {
@@ -318,6 +323,8 @@ impl Config {
             logging: raw.logging,
             build: raw.build,
             registry,
+            destination: None,
+            require_destination: raw.require_destination,
         })
     }
 
@@ -339,7 +346,17 @@ impl Config {
 
     /// Every path of this project on the local host.
     pub fn layout(&self) -> crate::layout::Layout {
-        crate::layout::Layout::new(&self.socket_root, &self.state_root, &self.project)
+        crate::layout::Layout::new(&self.socket_root, &self.state_root, &self.state_name())
+    }
+
+    /// The name of this project's directories and live link: the project,
+    /// or `<project>.<destination>` (`.` is in no project name, so a
+    /// destination's state never meets another project's).
+    pub fn state_name(&self) -> String {
+        match &self.destination {
+            Some(d) => format!("{}.{d}", self.project),
+            None => self.project.clone(),
+        }
     }
 
     /// Every path of this project on a host of `[hosts]` (its overrides,
@@ -348,7 +365,7 @@ impl Config {
         crate::layout::Layout::new(
             h.socket_root.as_deref().unwrap_or(&self.socket_root),
             h.state_root.as_deref().unwrap_or(&self.state_root),
-            &self.project,
+            &self.state_name(),
         )
     }
 }

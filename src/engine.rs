@@ -58,6 +58,9 @@ pub struct ImageInfo {
     pub labels: HashMap<String, String>,
     pub repo_tags: Vec<String>,
     pub created: i64,
+    /// `<registry>/<image>@sha256:…` for each registry it was pushed to or
+    /// pulled from: how `status` names the digest a container runs.
+    pub repo_digests: Vec<String>,
 }
 
 /// What webdock needs to know of a container.

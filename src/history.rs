@@ -107,6 +107,10 @@ pub struct Entry {
     /// Milliseconds between the first and the last host's flip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flip_window_ms: Option<f64>,
+    /// The manifest digest (`sha256:…`) the release ran, resolved once
+    /// from the registry at its start; absent without a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// One host's part of a fleet release.
@@ -190,6 +194,7 @@ mod tests {
             hosts: vec![],
             skipped: vec![],
             flip_window_ms: None,
+            digest: None,
         }
     }
 

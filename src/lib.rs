@@ -23,6 +23,7 @@ pub mod logging;
 pub mod names;
 pub mod nginx;
 pub mod out;
+pub mod pin;
 pub mod plan;
 pub mod proc;
 pub mod proxy;

@@ -1,6 +1,7 @@
 //! What `status` shows: a typed report of one host, gathered once and
 //! rendered twice (the table and `--json`, shape in docs/json.md).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -25,10 +26,44 @@ pub struct Row {
     pub running: bool,
     pub uptime_s: Option<i64>,
     pub restarts: i64,
+    /// The manifest digest of its image (`sha256:…`), when the image came
+    /// from or went to a registry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// Image id → the digest its RepoDigests name (the configured registry's
+/// first, else any).
+type Digests = HashMap<String, String>;
+
+async fn digests<E: Engine>(cfg: &Config, host: &Host<E>, cs: &[ContainerInfo]) -> Digests {
+    let ours = cfg.registry.as_ref().map(|r| r.repository(&cfg.image));
+    let mut out = Digests::new();
+    for c in cs {
+        if c.image_id.is_empty() || out.contains_key(&c.image_id) {
+            continue;
+        }
+        let Ok(Some(img)) = host.engine.inspect_image(&c.image_id).await else {
+            continue;
+        };
+        let split = |rd: &String| {
+            rd.split_once('@')
+                .map(|(r, d)| (r.to_owned(), d.to_owned()))
+        };
+        let all: Vec<(String, String)> = img.repo_digests.iter().filter_map(split).collect();
+        let pick = all
+            .iter()
+            .find(|(r, _)| Some(r) == ours.as_ref())
+            .or(all.first());
+        if let Some((_, d)) = pick {
+            out.insert(c.image_id.clone(), d.clone());
+        }
+    }
+    out
 }
 
 impl Row {
-    fn of(c: Option<&ContainerInfo>) -> Row {
+    fn of(c: Option<&ContainerInfo>, digests: &Digests) -> Row {
         match c {
             None => Row {
                 container: None,
@@ -38,6 +73,7 @@ impl Row {
                 running: false,
                 uptime_s: None,
                 restarts: 0,
+                digest: None,
             },
             Some(c) => Row {
                 container: Some(c.name.clone()),
@@ -51,6 +87,7 @@ impl Row {
                     None
                 },
                 restarts: c.restart_count,
+                digest: digests.get(&c.image_id).cloned(),
             },
         }
     }
@@ -115,6 +152,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
         Ok(l) => (l, None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let digests = digests(cfg, host, &containers).await;
     let obs = Observed::new(containers, live);
     let mut portals = Vec::new();
     for color in [Color::Blue, Color::Green] {
@@ -131,7 +169,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
             color,
             live: live == Some(color),
             healthy,
-            row: Row::of(c),
+            row: Row::of(c, &digests),
         });
     }
     let djobs = cfg
@@ -140,7 +178,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
         .map(|d| DjobRow {
             name: d.name.clone(),
             heartbeat: heartbeat_view(cfg, d),
-            row: Row::of(obs.djob(&d.name)),
+            row: Row::of(obs.djob(&d.name), &digests),
         })
         .collect();
     let hist_path = host.layout.history();
@@ -170,13 +208,13 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
             tag: obs.live_tag().map(str::to_owned),
         }),
         portals,
-        cron: cfg.cron.enabled.then(|| Row::of(obs.cron())),
+        cron: cfg.cron.enabled.then(|| Row::of(obs.cron(), &digests)),
         djobs,
         releases: obs
             .containers
             .iter()
             .filter(|c| c.label(crate::roles::LABEL_ROLE) == Some("release"))
-            .map(|c| Row::of(Some(c)))
+            .map(|c| Row::of(Some(c), &digests))
             .collect(),
         lock: crate::lock::holder(&host.layout.deploy_lock()),
         history: entries.into_iter().rev().take(5).collect(),

@@ -6,6 +6,7 @@ mod build;
 mod check;
 mod deliver;
 mod host;
+mod pin;
 mod promote;
 mod release;
 mod restart;
@@ -25,7 +26,8 @@ use restart::Verb;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let out = Out::new(cli.json);
-    let cfg = || load(&cli.config);
+    let dest = cli.destination.as_deref();
+    let cfg = || load(&cli.config, dest);
     match &cli.command {
         Command::Build {
             tag,
@@ -35,7 +37,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             force,
         } => {
             let tag = parse_tag(tag)?;
-            let cfg = cfg()?;
+            // One image for every destination: build needs none.
+            let cfg = load_any(&cli.config, dest)?;
             let push = match push {
                 true => Some(deliver::push_target(&cfg, "--push")?),
                 false => None,
@@ -55,9 +58,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             deliver::pull(&cfg()?, &tag, out).await
         }
         Command::Base => build::base(out).await,
-        Command::Promote { tag, skip_host } => {
+        Command::Promote {
+            tag,
+            skip_host,
+            from,
+            allow_moved_tag,
+        } => {
             let tag = parse_tag(tag)?;
-            promote::promote(&cfg()?, &tag, skip_host, out).await
+            let pin = promote::PinArgs {
+                from: from.as_deref(),
+                allow_moved_tag: *allow_moved_tag,
+            };
+            promote::promote(&cfg()?, &tag, skip_host, pin, out).await
         }
         Command::Rollback { skip_host } => promote::rollback(&cfg()?, skip_host, out).await,
         Command::Status => status::status(&cfg()?, out).await,
@@ -92,8 +104,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn load(path: &Path) -> anyhow::Result<Config> {
-    Ok(Config::load(path)?)
+/// The config for the destination; refused without one when the file
+/// says `require_destination = true`.
+pub fn load(path: &Path, dest: Option<&str>) -> anyhow::Result<Config> {
+    let cfg = load_any(path, dest)?;
+    if cfg.require_destination && cfg.destination.is_none() {
+        let names = crate::config::destination::siblings(path).join(", ");
+        anyhow::bail!(Usage(format!(
+            "{} has require_destination = true, and no destination was given\nhint: pass -d NAME (overlays here: {})",
+            path.display(),
+            if names.is_empty() { "none" } else { &names }
+        )));
+    }
+    Ok(cfg)
+}
+
+fn load_any(path: &Path, dest: Option<&str>) -> anyhow::Result<Config> {
+    Ok(crate::config::destination::load(path, dest)?)
 }
 
 pub fn parse_tag(s: &str) -> anyhow::Result<Tag> {

@@ -12,27 +12,36 @@ use crate::names::Tag;
 use crate::out::Out;
 use crate::proxy;
 
+pub use super::pin::PinArgs;
+
 pub async fn promote(
     cfg: &Config,
     tag: &Tag,
     skip: &[String],
+    pin: PinArgs<'_>,
     out: Out,
 ) -> anyhow::Result<ExitCode> {
     if !cfg.hosts.is_empty() {
-        return fleet(cfg, Some(tag), skip, out).await;
+        return fleet(cfg, Some((tag, pin)), skip, out).await;
     }
     no_skip(skip)?;
     let host = super::local_host(cfg).await?;
+    // The digest is resolved once and delivered before anything changes.
+    let pinned = super::pin::resolve(cfg, &host.engine, tag, pin, out).await?;
+    if let Some(p) = &pinned {
+        super::pin::deliver(cfg, &[&host], tag, Some(p), out).await?;
+    }
     // Bad input (env file, image, its labels) is refused before anything
     // is created; promote checks the image again under the lock.
-    let d = Deployer::new(cfg, &host, out)?;
+    let mut d = Deployer::new(cfg, &host, out)?;
+    d.digest = pinned.map(|p| p.digest);
     d.check_image(tag).await?;
     proxy::ensure_dirs(&host.layout)?;
     proxy::preflight(&host.layout)?;
     let _lock = take_deploy_lock(cfg, "promote", Some(tag.as_str()))?;
     let t = Instant::now();
     d.promote(tag, Intent::Promote).await?;
-    done(out, Intent::Promote, tag, t);
+    done(out, Intent::Promote, tag, d.digest.as_deref(), t);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -48,7 +57,7 @@ pub async fn rollback(cfg: &Config, skip: &[String], out: Out) -> anyhow::Result
     let _lock = take_deploy_lock(cfg, "rollback", None)?;
     let t = Instant::now();
     let tag = d.rollback().await?;
-    done(out, Intent::Rollback, &tag, t);
+    done(out, Intent::Rollback, &tag, None, t);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -65,7 +74,7 @@ fn no_skip(skip: &[String]) -> anyhow::Result<()> {
 /// fleet lock on the lock host, then the phases of `deploy::Fleet`.
 async fn fleet(
     cfg: &Config,
-    tag: Option<&Tag>,
+    tag: Option<(&Tag, PinArgs<'_>)>,
     skip: &[String],
     out: Out,
 ) -> anyhow::Result<ExitCode> {
@@ -76,6 +85,14 @@ async fn fleet(
         )));
     }
     let hosts = crate::fleet::connect(cfg, skip).await?;
+    let mut digest = None;
+    if let Some((t, pin)) = tag {
+        let pinned = super::pin::resolve(cfg, &hosts[0].engine, t, pin, out).await?;
+        let all: Vec<_> = hosts.iter().collect();
+        super::pin::deliver(cfg, &all, t, pinned.as_ref(), out).await?;
+        digest = pinned.map(|p| p.digest);
+    }
+    let tag = tag.map(|(t, _)| t);
     proxy::ensure_dirs(&cfg.layout())?; // the controller keeps the fleet's history
     let deployers = hosts
         .iter()
@@ -117,6 +134,7 @@ async fn fleet(
         hosts: deployers,
         skipped: skip.to_vec(),
         out,
+        digest,
     };
     let t = Instant::now();
     let tag = match what {
@@ -126,18 +144,20 @@ async fn fleet(
         }
         None => f.rollback().await?,
     };
-    done(out, intent, &tag, t);
+    done(out, intent, &tag, f.digest.as_deref(), t);
     Ok(ExitCode::SUCCESS)
 }
 
-fn done(out: Out, intent: Intent, tag: &Tag, t: Instant) {
+fn done(out: Out, intent: Intent, tag: &Tag, digest: Option<&str>, t: Instant) {
     let secs = t.elapsed().as_secs_f64();
     if out.json {
-        out.event(
-            "done",
-            json!({ "action": intent.as_str(), "tag": tag, "seconds": secs }),
-        );
+        let mut e = json!({ "action": intent.as_str(), "tag": tag, "seconds": secs });
+        if let Some(d) = digest {
+            e["digest"] = d.into();
+        }
+        out.event("done", e);
     } else {
-        out.note(&format!("{intent}: {tag} is live ({secs:.2} s)"));
+        let at = digest.map(|d| format!(" at {d}")).unwrap_or_default();
+        out.note(&format!("{intent}: {tag} is live{at} ({secs:.2} s)"));
     }
 }

@@ -120,7 +120,7 @@ fn uptime(r: &Row) -> String {
 
 fn line(role: &str, name: &str, r: &Row, health: &str) -> String {
     format!(
-        "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} {}",
+        "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} {:<8} {}",
         role,
         name,
         or_dash(r.container.as_deref()),
@@ -128,7 +128,9 @@ fn line(role: &str, name: &str, r: &Row, health: &str) -> String {
         r.state,
         health,
         uptime(r),
-        r.restarts
+        r.restarts,
+        // `sha256:` and 12 hex digits, like a short image id
+        or_dash(r.digest.as_deref().map(|d| &d[..d.len().min(19)]))
     )
 }
 
@@ -144,7 +146,7 @@ fn print_status(r: &StatusReport, out: Out) {
     }
     out.data("");
     out.data(&format!(
-        "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} RESTARTS",
+        "{:<8} {:<10} {:<28} {:<14} {:<10} {:<8} {:<8} RESTARTS DIGEST",
         "ROLE", "NAME", "CONTAINER", "TAG", "STATE", "HEALTH", "UPTIME"
     ));
     for p in &r.portals {

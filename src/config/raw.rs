@@ -58,6 +58,9 @@ pub(super) struct Raw {
     pub(super) registry_auth_file: Option<PathBuf>,
     #[serde(default = "registry::d_stall_timeout", with = "humantime_serde")]
     pub(super) registry_stall_timeout: Duration,
+    /// Refuse to run without `-d NAME` (see `config::destination`).
+    #[serde(default)]
+    pub(super) require_destination: bool,
 }
 
 pub(super) fn d_app() -> PathBuf {

@@ -16,7 +16,7 @@ pub(super) fn check_public_url(u: &str) -> Result<(), String> {
 /// reach the terminal raw (an escape sequence, a fake second line), and a
 /// 5 MB value would make a 5 MB error: control characters are escaped and the
 /// middle of a long message is cut, keeping what (the start) and why (the end).
-pub(super) fn one_line(message: &str) -> String {
+pub(crate) fn one_line(message: &str) -> String {
     const KEEP: usize = 150;
     let chars: Vec<char> = message
         .chars()

@@ -44,6 +44,7 @@ impl Fake {
             labels,
             repo_tags: vec![format!("{repo}:{tag}")],
             created: 0,
+            repo_digests: vec![],
         };
         self.images
             .lock()

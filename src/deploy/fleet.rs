@@ -35,6 +35,8 @@ pub struct Fleet<'a, E: Engine> {
     /// Left out with `--skip-host` (recorded; `status` warns they are behind).
     pub skipped: Vec<String>,
     pub out: Out,
+    /// The digest this release runs (`promote` with a registry).
+    pub digest: Option<String>,
 }
 
 /// What one host looked like when the release began.
@@ -152,6 +154,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take(),
+            digest: self.digest.clone(),
         };
         if let Err(err) = history::append(&self.cfg.layout().history(), &e) {
             tracing::warn!("could not append to history: {err}");

@@ -58,6 +58,8 @@ pub struct Deployer<'a, E: Engine> {
     pub host: &'a Host<E>,
     pub specs: Specs<'a>,
     pub out: Out,
+    /// The digest this release runs (`promote` with a registry), for history.
+    pub digest: Option<String>,
     steps: steps::StepLog,
     /// The backup taken (or found) before this command's release command,
     /// for its history line.
@@ -81,6 +83,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             host,
             specs: Specs::new(cfg)?.on(&host.layout),
             out,
+            digest: None,
             steps: steps::StepLog::new(
                 out,
                 (host.reach == crate::host::Reach::Engine).then(|| host.name.clone()),

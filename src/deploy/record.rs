@@ -50,6 +50,7 @@ impl<E: Engine> Deployer<'_, E> {
             flip_window_ms: None,
             // taken, not read: the next command of this Deployer starts clean
             backup: self.backup.lock().unwrap_or_else(|e| e.into_inner()).take(),
+            digest: self.digest.clone(),
         };
         if let Err(err) = history::append(&self.host.layout.history(), &e) {
             tracing::warn!("could not append to history: {err}");

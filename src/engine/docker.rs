@@ -60,6 +60,7 @@ impl Engine for Docker {
                 labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
                 repo_tags: i.repo_tags.unwrap_or_default(),
                 created: 0,
+                repo_digests: i.repo_digests.unwrap_or_default(),
             })),
             Err(e) if not_found(&e) => Ok(None),
             Err(e) => Err(api("inspect image", reference)(e)),
@@ -84,6 +85,7 @@ impl Engine for Docker {
                 labels: i.labels,
                 repo_tags: i.repo_tags,
                 created: i.created,
+                repo_digests: i.repo_digests,
             })
             .collect())
     }

@@ -181,6 +181,7 @@ mod tests {
             skipped: vec![],
             flip_window_ms: None,
             backup: None,
+            digest: None,
         }
     }
 

@@ -207,6 +207,7 @@ mod tests {
             labels: HashMap::new(),
             repo_tags: vec![format!("app:{tag}")],
             created,
+            repo_digests: vec![],
         };
         let images = vec![
             img("1", 1),
