@@ -86,12 +86,12 @@ impl Lock {
                 });
             }
             let pid = flock_owner(&file);
-            return Err(match read_holder(&mut file, pid) {
-                Some(holder) if pid.is_some() => LockError::Held {
+            return Err(match read_holder(&mut file, path, pid) {
+                Some(holder) => LockError::Held {
                     what: what.into(),
                     holder,
                 },
-                _ => LockError::HeldUnknown {
+                None => LockError::HeldUnknown {
                     what: what.into(),
                     pid,
                 },
@@ -129,19 +129,50 @@ impl Lock {
 /// holder's record after a release, so a record naming another pid is
 /// stale (a dead holder) or not yet overwritten (the holder writes right
 /// after locking; it gets a moment).
-fn read_holder(file: &mut File, pid: Option<u32>) -> Option<Holder> {
-    for _ in 0..20 {
+fn read_holder(file: &mut File, path: &Path, pid: Option<u32>) -> Option<Holder> {
+    // Up to 2 s: on a loaded machine the holder may not have run yet.
+    for _ in 0..100 {
         let mut s = String::new();
         if file.seek(SeekFrom::Start(0)).is_ok() && file.read_to_string(&mut s).is_ok() {
             if let Ok(h) = serde_json::from_str::<Holder>(s.trim()) {
-                if pid.is_none_or(|p| p == h.pid) {
+                let current = match pid {
+                    Some(p) => p == h.pid,
+                    // /proc/locks did not say: the record's process must
+                    // be alive and have the lock file open.
+                    None => has_open(h.pid, path),
+                };
+                if current {
                     return Some(h);
                 }
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    None
+    // The holder may have released it since our attempt (a busy machine
+    // can stall us for seconds): its record is still the truth of that
+    // moment, as long as its process is alive. A dead one is never named.
+    let mut s = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut s).ok()?;
+    serde_json::from_str::<Holder>(s.trim())
+        .ok()
+        .filter(|h| h.pid != std::process::id() && Path::new(&format!("/proc/{}", h.pid)).exists())
+}
+
+/// Whether process `pid` has `path` open (the holder keeps its lock file
+/// open for as long as it holds the lock).
+fn has_open(pid: u32, path: &Path) -> bool {
+    if pid == std::process::id() {
+        return false;
+    }
+    let Ok(target) = std::fs::canonicalize(path) else {
+        return false;
+    };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == target))
 }
 
 /// The pid holding a `flock` on `file`, read from `/proc/locks`. Looking
@@ -177,13 +208,22 @@ fn owner_in(proc_locks: &str, dev_ino: &str) -> Option<u32> {
 /// Who holds the lock at `path`, if anyone (for `status`); never locks.
 pub fn holder(path: &Path) -> Option<Holder> {
     let mut file = File::open(path).ok()?;
-    let pid = flock_owner(&file)?;
-    Some(read_holder(&mut file, Some(pid)).unwrap_or(Holder {
-        pid,
-        command: "(unknown)".into(),
-        tag: None,
-        started: "-".into(),
-    }))
+    match flock_owner(&file) {
+        Some(pid) => Some(read_holder(&mut file, path, Some(pid)).unwrap_or(Holder {
+            pid,
+            command: "(unknown)".into(),
+            tag: None,
+            started: "-".into(),
+        })),
+        // Not in /proc/locks: a record whose process has the file open.
+        None => {
+            let mut s = String::new();
+            file.read_to_string(&mut s).ok()?;
+            serde_json::from_str::<Holder>(s.trim())
+                .ok()
+                .filter(|h| has_open(h.pid, path))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -175,6 +175,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
     let djobs = cfg
         .djobs
         .iter()
+        .filter(|_| host.runs("worker"))
         .map(|d| DjobRow {
             name: d.name.clone(),
             heartbeat: heartbeat_view(cfg, d),
@@ -183,7 +184,14 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
         .collect();
     let hist_path = host.layout.history();
     let (entries, torn) = history::read(&hist_path).unwrap_or_default();
-    let names: Vec<String> = cfg.djobs.iter().map(|d| d.name.clone()).collect();
+    // A host without the worker role (a portal-only fleet host) runs no
+    // cron and no djobs: nothing to miss there.
+    let workers_here = host.runs("worker");
+    let names: Vec<String> = if workers_here {
+        cfg.djobs.iter().map(|d| d.name.clone()).collect()
+    } else {
+        vec![]
+    };
     let mut current = std::collections::HashMap::new();
     for tag in obs.tags_in_use() {
         let reference = format!("{}:{tag}", cfg.image);
@@ -191,7 +199,13 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
             current.insert(tag, img.id);
         }
     }
-    let mut warnings = plan::warnings(&obs, &names, cfg.cron.enabled, &cfg.image, &current);
+    let mut warnings = plan::warnings(
+        &obs,
+        &names,
+        cfg.cron.enabled && workers_here,
+        &cfg.image,
+        &current,
+    );
     if let Some(p) = link_problem {
         warnings.insert(0, p);
     }
@@ -208,7 +222,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
             tag: obs.live_tag().map(str::to_owned),
         }),
         portals,
-        cron: cfg.cron.enabled.then(|| Row::of(obs.cron(), &digests)),
+        cron: (cfg.cron.enabled && host.runs("worker")).then(|| Row::of(obs.cron(), &digests)),
         djobs,
         releases: obs
             .containers

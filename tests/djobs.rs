@@ -860,7 +860,9 @@ fn unknown_djob_names_and_a_djob_that_exits_at_once_get_clear_errors() {
     );
     let p = Project::new(
         "djbad",
-        "[djobs.quitter]\ncommand = [\"python\", \"-c\", \"configured in the image\"]\nstop_grace = \"5s\"\n",
+        // settle: long enough to see it die even on a loaded machine,
+        // where python alone can take seconds to start
+        "[djobs.quitter]\ncommand = [\"python\", \"-c\", \"configured in the image\"]\nstop_grace = \"5s\"\nsettle = \"20s\"\n",
     );
     for verb in ["restart", "stop", "start"] {
         let o = p.webdock(&[verb, "djob", "biling"]);
