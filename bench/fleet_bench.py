@@ -34,6 +34,7 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,7 +276,11 @@ def main():
             pollers.close()
         if lb_conf:
             run(["nginx", "-c", lb_conf, "-s", "quit"], check=False)
-        run([RIG, "down", d], check=False, timeout=300)
+        down = run([RIG, "down", d], check=False, timeout=300)
+        if down.returncode == 0 and not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(d, ignore_errors=True)
+        else:
+            log(f"kept {d} (rig down exited {down.returncode}, or BENCH_KEEP is set)")
 
     def col(rows, k, digits=2, mx=True):
         xs = [x[k] for x in rows if x[k] is not None]
