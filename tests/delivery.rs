@@ -163,7 +163,9 @@ fn a_pushed_tag_is_pulled_by_digest_into_an_engine_that_never_saw_it() {
         .filter(|e| e["event"] == "pull" && e["status"] == "Already exists")
         .collect();
     assert!(
-        fresh.len() <= 2 && existing.len() >= 5,
+        // an image is four layers (base, dependencies, webdock's files,
+        // the app): a code change leaves the first ones in place
+        fresh.len() <= 2 && existing.len() >= 2,
         "{} layers pulled, {} already there",
         fresh.len(),
         existing.len()

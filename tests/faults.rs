@@ -232,6 +232,9 @@ fn a_health_endpoint_that_hangs_fails_the_promote_within_its_deadline() {
     });
     let mut p = Project::new("hang", "");
     p.with_nginx("");
+    // the good release first, with the normal deadline (a loaded machine
+    // can take more than 8 s to start it); then the short one
+    p.ok(&["promote", "1.0.0"]);
     std::fs::write(
         &p.config,
         std::fs::read_to_string(&p.config)
@@ -239,7 +242,6 @@ fn a_health_endpoint_that_hangs_fails_the_promote_within_its_deadline() {
             .replace("deadline = \"90s\"", "deadline = \"8s\"\ntimeout = \"1s\""),
     )
     .unwrap();
-    p.ok(&["promote", "1.0.0"]);
     let o = p.webdock(&["promote", "hang-health"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -350,6 +352,13 @@ fn a_full_or_read_only_state_directory_is_refused_before_anything_changes() {
         let dir = state.join(&p.name);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("history.jsonl"), &saved).unwrap();
+        // the live link lives on the state disk too: as it was
+        std::fs::create_dir_all(state.join("live.d")).unwrap();
+        std::os::unix::fs::symlink(
+            p.path().join("run").join(&p.name).join("blue"),
+            p.live_link_path(),
+        )
+        .unwrap();
         if what == "full" {
             // fill it: the write stops with ENOSPC
             let _ = std::fs::write(dir.join("filler"), vec![0u8; 1 << 20]);
