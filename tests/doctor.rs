@@ -29,7 +29,7 @@ fn doctor_reads_the_config_the_running_nginx_loaded() {
     p.with_nginx("");
     p.ok(&["promote", "1.0.0"]);
     let conf = p.nginx.as_ref().unwrap().dir.join("nginx.conf");
-    let want = format!("{}/run/{}/live/nginx.sock", p.path().display(), p.name);
+    let want = p.live_link_path().join("nginx.sock").display().to_string();
 
     let (code, out) = doctor(&p, false);
     assert_eq!(code, Some(0), "{out}");
