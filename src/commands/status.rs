@@ -233,14 +233,26 @@ pub fn history(cfg: &Config, limit: usize, out: Out) -> anyhow::Result<ExitCode>
                 .iter()
                 .map(|(n, s)| format!("{n} {s:.2}s"))
                 .collect();
+            let colors = if e.hosts.is_empty() {
+                format!(
+                    "{}→{}",
+                    or_dash(e.from_color.as_deref()),
+                    or_dash(e.to_color.as_deref())
+                )
+            } else {
+                let window = e
+                    .flip_window_ms
+                    .map(|w| format!(", flips within {w:.0} ms"))
+                    .unwrap_or_default();
+                format!("{} hosts{window}", e.hosts.len())
+            };
             out.data(&format!(
-                "{}  {:<14} {:<12} from {:<12} {}→{}  {:>6.1} s  by {}  {}",
+                "{}  {:<14} {:<12} from {:<12} {}  {:>6.1} s  by {}  {}",
                 e.when,
                 e.action.as_str(),
                 e.tag,
                 or_dash(e.from_tag.as_deref()),
-                or_dash(e.from_color.as_deref()),
-                or_dash(e.to_color.as_deref()),
+                colors,
                 e.seconds,
                 e.who,
                 e.outcome
