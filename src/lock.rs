@@ -85,7 +85,7 @@ impl Lock {
                     cause: e,
                 });
             }
-            let pid = flock_owner(&file);
+            let pid = flock_owner(&file).or_else(|| fdinfo_owner(path));
             return Err(match read_holder(&mut file, path, pid) {
                 Some(holder) => LockError::Held {
                     what: what.into(),
@@ -192,6 +192,42 @@ fn flock_owner(file: &File) -> Option<u32> {
     owner_in(&locks, &want)
 }
 
+/// The pid holding a `flock` on `path`, from the `lock:` lines the kernel
+/// shows in `/proc/PID/fdinfo` for the descriptor that holds it: asked
+/// when `/proc/locks` did not say (seen on a busy machine).
+fn fdinfo_owner(path: &Path) -> Option<u32> {
+    let target = std::fs::canonicalize(path).ok()?;
+    let me = std::process::id();
+    for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = proc_entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|t| t == target) {
+                let info = proc_entry.path().join("fdinfo").join(fd.file_name());
+                let text = std::fs::read_to_string(info).unwrap_or_default();
+                if text
+                    .lines()
+                    .any(|l| l.starts_with("lock:") && l.contains("FLOCK") && l.contains("WRITE"))
+                {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF` → 1234 for `08:01:5678`.
 fn owner_in(proc_locks: &str, dev_ino: &str) -> Option<u32> {
     proc_locks.lines().find_map(|l| {
@@ -208,7 +244,7 @@ fn owner_in(proc_locks: &str, dev_ino: &str) -> Option<u32> {
 /// Who holds the lock at `path`, if anyone (for `status`); never locks.
 pub fn holder(path: &Path) -> Option<Holder> {
     let mut file = File::open(path).ok()?;
-    match flock_owner(&file) {
+    match flock_owner(&file).or_else(|| fdinfo_owner(path)) {
         Some(pid) => Some(read_holder(&mut file, path, Some(pid)).unwrap_or(Holder {
             pid,
             command: "(unknown)".into(),
@@ -287,6 +323,39 @@ mod tests {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         reader.join().unwrap();
         assert_eq!(refused, 0, "takers refused while a reader looked");
+    }
+
+    #[test]
+    fn another_process_holding_the_lock_is_found_in_its_fdinfo() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("deploy.lock");
+        std::fs::write(&p, "").unwrap();
+        // --no-fork: flock(1) execs sleep itself, so one process holds it
+        let mut child = std::process::Command::new("flock")
+            .args(["-x", "--no-fork"])
+            .arg(&p)
+            .args(["sleep", "5"])
+            .spawn()
+            .expect("util-linux flock");
+        let f = File::open(&p).unwrap();
+        let mut found = None;
+        for _ in 0..100 {
+            found = fdinfo_owner(&p);
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let by_proc_locks = flock_owner(&f);
+        let _ = child.kill();
+        let _ = child.wait();
+        let pid = found.expect("the holder is found in /proc/PID/fdinfo");
+        assert!(pid > 0);
+        assert_eq!(pid, child.id());
+        if let Some(q) = by_proc_locks {
+            assert_eq!(q, pid);
+        }
+        assert_eq!(fdinfo_owner(&p), None, "released with its holder");
     }
 
     #[test]
