@@ -13,9 +13,7 @@
 mod common;
 use common::*;
 
-#[path = "common/dockerd_dl.rs"]
-mod dockerd_dl;
-use dockerd_dl::{docker0_exists, PrivateDockerd, TestRegistry};
+use common::dockerd_dl::{docker0_exists, PrivateDockerd, TestRegistry};
 
 /// The same creation time as the shared test images: one code, one image id.
 const EPOCH: &str = "1767225600";

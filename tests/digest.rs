@@ -18,9 +18,7 @@
 mod common;
 use common::*;
 
-#[path = "common/dockerd_dl.rs"]
-mod dockerd_dl;
-use dockerd_dl::{docker0_exists, PrivateDockerd, TestRegistry};
+use common::dockerd_dl::{docker0_exists, PrivateDockerd, TestRegistry};
 
 const EPOCH: &str = "1767225600";
 

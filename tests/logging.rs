@@ -7,11 +7,9 @@
 //! unbounded.
 
 mod common;
-#[path = "common/dockerd_cd.rs"]
-mod dockerd_cd;
 
+use common::dockerd::{docker0_exists, PrivateDockerd};
 use common::*;
-use dockerd_cd::{docker0_exists, PrivateDockerd};
 
 /// Writes 50 MiB of 1 KiB lines, then a last line, then waits for SIGTERM.
 const CHATTY: &str = r#"[djobs.chatty]

@@ -127,6 +127,14 @@ impl PrivateDockerd {
             .args(args))
     }
 
+    /// `docker image inspect -f FORMAT REF` on this engine, None if missing.
+    pub fn inspect(&self, reference: &str, format: &str) -> Option<String> {
+        let o = self.cli(&["image", "inspect", "-f", format, reference]);
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    }
+
     pub fn load(&self, image: &str) {
         let mut save = Command::new("docker")
             .args(["save", image])

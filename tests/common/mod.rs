@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod dockerd;
+pub mod dockerd_dl;
 pub mod freeze;
 pub mod load;
 pub mod rig;
