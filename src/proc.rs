@@ -35,13 +35,28 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    run_env(program, args, cwd, &[], hint)
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_env<I, S>(
+    program: &str,
+    args: I,
+    cwd: Option<&Path>,
+    env: &[(&str, &str)],
+    hint: Option<&str>,
+) -> Result<String, ProcError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
     let shown = std::iter::once(program.to_string())
         .chain(args.iter().map(|a| a.to_string_lossy().into_owned()))
         .collect::<Vec<_>>()
         .join(" ");
     let mut cmd = Command::new(program);
-    cmd.args(&args);
+    cmd.args(&args).envs(env.iter().copied());
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }

@@ -206,6 +206,65 @@ impl Docker {
         Ok(out)
     }
 
+    /// What a container changed against its image: (path, kind) with kind
+    /// 0 modified, 1 added, 2 deleted, as `docker diff` shows them.
+    pub async fn changes(&self, container: &str) -> Result<Vec<(String, u8)>> {
+        let got = self
+            .inner
+            .container_changes(container)
+            .await
+            .map_err(api("diff", container))?;
+        Ok(got
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| (c.path, c.kind as u8))
+            .collect())
+    }
+
+    /// The start of the archive of `path` (at least `enough` bytes, or all
+    /// of it when shorter), and whether that is all of it. Enough to read
+    /// the first entry's header (a directory's owner and mode) without
+    /// having the engine send everything below it.
+    pub async fn download_head(
+        &self,
+        container: &str,
+        path: &str,
+        enough: usize,
+    ) -> Result<(Vec<u8>, bool)> {
+        let opts = q::DownloadFromContainerOptions { path: path.into() };
+        let mut s = self.inner.download_from_container(container, Some(opts));
+        let mut out = Vec::new();
+        while let Some(chunk) = s.next().await {
+            out.extend_from_slice(&chunk.map_err(api("copy from", container))?);
+            if out.len() >= enough {
+                return Ok((out, false));
+            }
+        }
+        Ok((out, true))
+    }
+
+    /// `docker load` of an image archive read as a stream (a base image's
+    /// few hundred megabytes are never held in memory).
+    pub async fn load_image_stream<S>(&self, archive: S) -> Result<()>
+    where
+        S: Stream<Item = std::result::Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    {
+        let opts = q::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let mut s = self
+            .inner
+            .import_image_stream(opts, archive, None);
+        while let Some(item) = s.next().await {
+            item.map_err(|e| match e {
+                BollardError::DockerStreamError { error } => EngineError::Build(error),
+                e => api("load", "image")(e),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Commits a container's changes as `repo:tag`; the comment is what
     /// `docker history` shows beside the layer. Returns the image id.
     pub async fn commit(
