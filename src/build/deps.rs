@@ -8,10 +8,22 @@
 //! one commit keeps the result as `webdock-deps:<hash>`. The hash covers the
 //! base, this script, the requirements and the wheels, so the image is made
 //! once per dependency set on a machine and every build of it reuses it.
+//!
+//! Not a commit: a committed layer carries the time each file was written
+//! and the engine's order, and the image the time of the commit, so two
+//! machines never made the same dependency image. The container's changes
+//! (`docker diff`) are read back through the archive endpoint and written as
+//! a normalised layer (sorted, one file time, owners kept, whiteouts for
+//! what the script removed), under a config written here, and loaded. Inside
+//! the container `SOURCE_DATE_EPOCH` (the base's own time) makes pip
+//! compile hash-checked byte code and `useradd` date the account by it, and
+//! `PYTHONHASHSEED=0` keeps set and dict order out of the byte code.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{cache_dir, layer, run_build_container, sha_hex, BuildError};
+use super::layer::{self, Layer, Node, Owner};
+use super::{cache_dir, run_build_container, sha_hex, BuildError};
 use crate::engine::{Docker, Engine};
 use crate::lock::Lock;
 
@@ -23,6 +35,7 @@ pub const DEPS_REPO: &str = "webdock-deps";
 /// install (16 s of 25 s, measured here), so Debian's pip wheel runs from
 /// its zip with the venv's interpreter and installs into it.
 const SCRIPT: &str = r#"set -eu
+export PYTHONHASHSEED=0
 groupadd --gid 10001 app
 useradd --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
 mkdir -p /app /data /run/webdock/sock
@@ -120,16 +133,94 @@ pub async fn ensure(
         );
     }
     let tar = layer::write(nodes, 0)?.tar;
-    let (repo, tag) = reference.split_once(':').expect("reference has a tag");
     let comment = format!(
         "webdock: user app (10001), /opt/venv from {} wheels, offline",
         files.len()
     );
+    let parent = engine
+        .image_layers(base)
+        .await?
+        .ok_or_else(|| BuildError::Step {
+            image: base.into(),
+            code: -1,
+            logs: "the base image is missing".into(),
+        })?;
+    // The base's own time: the deps layer's file times, its byte code's
+    // and its account's dates, and the image's `created`.
+    let epoch = parent.history.iter().map(|h| h.created).max().unwrap_or(0).max(0);
     let cmd = vec!["/bin/sh".into(), "-c".into(), SCRIPT.into()];
-    let env = ENV.iter().map(|s| s.to_string()).collect();
+    let mut env: Vec<String> = ENV.iter().map(|s| s.to_string()).collect();
+    env.push(format!("SOURCE_DATE_EPOCH={epoch}"));
     let name = run_build_container(engine, base, cmd, env, "/tmp", tar).await?;
-    let made = engine.commit(&name, repo, tag, &comment).await;
+    let made = diff_layer(engine, &name, epoch as u64).await;
     engine.remove_container(&name).await?;
-    made?;
+    let made = made?;
+    let created = time::OffsetDateTime::from_unix_timestamp(epoch)
+        .map(crate::clock::rfc3339)
+        .unwrap_or_default();
+    let runtime = serde_json::json!({
+        "Env": ENV,
+        "Labels": parent.labels.iter().collect::<BTreeMap<_, _>>(),
+    });
+    let new = [layer::NewLayer {
+        layer: &made,
+        created_by: format!("/bin/sh -c {SCRIPT}"),
+        comment,
+    }];
+    let config = layer::config_with(&parent, &new, runtime, &created, None);
+    let mut ids = parent.diff_ids.clone();
+    ids.push(made.diff_id.clone());
+    let archive = layer::archive(&config, &reference, &ids, &[&made])?;
+    engine.load_image(archive.into()).await?;
     Ok((reference, true))
+}
+
+/// What a stopped container changed, as a normalised layer: added trees
+/// and changed files as they are now, changed directories with their owner
+/// and mode, a whiteout (`.wh.<name>`) for each removed path.
+async fn diff_layer(engine: &Docker, container: &str, mtime: u64) -> anyhow::Result<Layer> {
+    let mut changes = engine.changes(container).await?;
+    changes.sort();
+    let mut nodes: BTreeMap<String, (Node, Owner)> = BTreeMap::new();
+    let mut covered: Vec<String> = Vec::new();
+    for (path, kind) in changes {
+        let rel = path.trim_start_matches('/').to_string();
+        if rel.is_empty() || covered.iter().any(|c| rel.starts_with(&format!("{c}/"))) {
+            continue;
+        }
+        let (dir, base) = match rel.rsplit_once('/') {
+            Some((d, b)) => (format!("{d}/"), b.to_string()),
+            None => (String::new(), rel.clone()),
+        };
+        match kind {
+            2 => {
+                covered.push(rel.clone());
+                let whiteout = Node::File {
+                    mode: 0,
+                    data: Vec::new(),
+                };
+                nodes.insert(format!("{dir}.wh.{base}"), (whiteout, (0, 0)));
+            }
+            1 => {
+                covered.push(rel.clone());
+                let tar = engine.download(container, &path).await?;
+                nodes.extend(layer::read_owned(&tar, &dir)?);
+            }
+            _ => {
+                let (head, whole) = engine.download_head(container, &path, 64 << 10).await?;
+                match layer::first_entry(&head)? {
+                    Some((tar::EntryType::Directory, mode, owner)) => {
+                        nodes.insert(rel, (Node::Dir { mode }, owner));
+                    }
+                    Some(_) if whole => nodes.extend(layer::read_owned(&head, &dir)?),
+                    Some(_) => {
+                        let tar = engine.download(container, &path).await?;
+                        nodes.extend(layer::read_owned(&tar, &dir)?);
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    Ok(layer::write_owned(nodes, mtime)?)
 }

@@ -40,9 +40,18 @@ pub fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
+/// Owner of an entry: (uid, gid).
+pub type Owner = (u64, u64);
+
 /// Writes the nodes as a normalised tar: sorted, root-owned, every time
 /// `mtime`, every missing parent added as a 0755 directory.
 pub fn write(nodes: BTreeMap<String, Node>, mtime: u64) -> std::io::Result<Layer> {
+    write_owned(nodes.into_iter().map(|(p, n)| (p, (n, (0, 0)))).collect(), mtime)
+}
+
+/// [`write`] with each entry's owner kept (the dependency layer: `/data`
+/// belongs to the app user).
+pub fn write_owned(nodes: BTreeMap<String, (Node, Owner)>, mtime: u64) -> std::io::Result<Layer> {
     let mut all = nodes;
     let parents: BTreeSet<String> = all
         .keys()
@@ -54,13 +63,13 @@ pub fn write(nodes: BTreeMap<String, Node>, mtime: u64) -> std::io::Result<Layer
         })
         .collect();
     for p in parents {
-        all.entry(p).or_insert(Node::Dir { mode: 0o755 });
+        all.entry(p).or_insert((Node::Dir { mode: 0o755 }, (0, 0)));
     }
     let mut tar = tar::Builder::new(Vec::new());
-    for (path, node) in &all {
+    for (path, (node, (uid, gid))) in &all {
         let mut h = tar::Header::new_gnu();
-        h.set_uid(0);
-        h.set_gid(0);
+        h.set_uid(*uid);
+        h.set_gid(*gid);
         h.set_mtime(mtime);
         match node {
             Node::Dir { mode } => {
@@ -91,22 +100,38 @@ pub fn write(nodes: BTreeMap<String, Node>, mtime: u64) -> std::io::Result<Layer
 /// The nodes of a tar (as the engine's archive endpoint returns it), under
 /// `prefix`: times, owners and order are dropped here and set by [`write`].
 pub fn read(tar_bytes: &[u8], prefix: &str) -> std::io::Result<BTreeMap<String, Node>> {
+    Ok(read_owned(tar_bytes, prefix)?
+        .into_iter()
+        .map(|(p, (n, _))| (p, n))
+        .collect())
+}
+
+/// [`read`] keeping each entry's owner. A hard link becomes a copy of the
+/// file it links to (earlier in the same tar); devices and fifos, which no
+/// build step makes, are left out.
+pub fn read_owned(
+    tar_bytes: &[u8],
+    prefix: &str,
+) -> std::io::Result<BTreeMap<String, (Node, Owner)>> {
     let mut out = BTreeMap::new();
     let mut ar = tar::Archive::new(tar_bytes);
+    let clean = |p: &str| {
+        p.trim_end_matches('/')
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string()
+    };
     for e in ar.entries()? {
         let mut e = e?;
-        let path = e
-            .path()?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .to_string();
-        let path = path.trim_start_matches("./").to_string();
+        let path = clean(&e.path()?.to_string_lossy());
         if path.is_empty() || path == "." {
             continue;
         }
         let full = format!("{prefix}{path}");
-        let mode = e.header().mode()? & 0o7777;
-        let node = match e.header().entry_type() {
+        let h = e.header();
+        let mode = h.mode()? & 0o7777;
+        let owner = (h.uid()?, h.gid()?);
+        let node = match h.entry_type() {
             tar::EntryType::Directory => Node::Dir { mode },
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let mut data = Vec::new();
@@ -119,12 +144,40 @@ pub fn read(tar_bytes: &[u8], prefix: &str) -> std::io::Result<BTreeMap<String, 
                     .map(|l| l.to_string_lossy().into_owned())
                     .unwrap_or_default(),
             },
-            // hard links, devices, fifos: nothing an app build makes
+            tar::EntryType::Link => {
+                let to = e
+                    .link_name()?
+                    .map(|l| format!("{prefix}{}", clean(&l.to_string_lossy())))
+                    .unwrap_or_default();
+                match out.get(&to) {
+                    Some((Node::File { data, .. }, _)) => Node::File {
+                        mode,
+                        data: data.clone(),
+                    },
+                    _ => {
+                        return Err(std::io::Error::other(format!(
+                            "{full}: a hard link to {to}, which is not a file before it"
+                        )))
+                    }
+                }
+            }
             _ => continue,
         };
-        out.insert(full, node);
+        out.insert(full, (node, owner));
     }
     Ok(out)
+}
+
+/// The first entry of a tar that may be cut short after it: its kind,
+/// mode and owner (a directory's metadata from [`crate::engine::Docker::download_head`]).
+pub fn first_entry(tar_bytes: &[u8]) -> std::io::Result<Option<(tar::EntryType, u32, Owner)>> {
+    let mut ar = tar::Archive::new(tar_bytes);
+    let Some(e) = ar.entries()?.next() else {
+        return Ok(None);
+    };
+    let e = e?;
+    let h = e.header();
+    Ok(Some((h.entry_type(), h.mode()? & 0o7777, (h.uid()?, h.gid()?))))
 }
 
 /// A layer on top of the parent, and what `docker history` says about it.
@@ -143,6 +196,25 @@ pub fn config(
     labels: &BTreeMap<String, String>,
     created: &str,
     last_step: &str,
+) -> Vec<u8> {
+    let runtime = json!({
+        "Env": env,
+        "Entrypoint": ["/init"],
+        "WorkingDir": "/app",
+        "Labels": labels,
+    });
+    config_with(parent, layers, runtime, created, Some(last_step))
+}
+
+/// An image config of the parent's layers plus `layers`, `runtime` as its
+/// `config`, every new history entry and the image itself `created` then,
+/// and `last_step` (if any) as a history entry that made no layer.
+pub fn config_with(
+    parent: &ImageLayers,
+    layers: &[NewLayer],
+    runtime: serde_json::Value,
+    created: &str,
+    last_step: Option<&str>,
 ) -> Vec<u8> {
     let mut diff_ids = parent.diff_ids.clone();
     // The parent's history, one entry per layer when the counts match
@@ -170,17 +242,14 @@ pub fn config(
         history
             .push(json!({ "created": created, "created_by": l.created_by, "comment": l.comment }));
     }
-    history.push(json!({ "created": created, "created_by": last_step, "empty_layer": true }));
+    if let Some(last) = last_step {
+        history.push(json!({ "created": created, "created_by": last, "empty_layer": true }));
+    }
     let v = json!({
         "architecture": "amd64",
         "os": "linux",
         "created": created,
-        "config": {
-            "Env": env,
-            "Entrypoint": ["/init"],
-            "WorkingDir": "/app",
-            "Labels": labels,
-        },
+        "config": runtime,
         "rootfs": { "type": "layers", "diff_ids": diff_ids },
         "history": history,
     });
