@@ -19,7 +19,10 @@ use crate::engine::{Docker, Engine};
 
 /// What the app container runs. Text statics get a `.gz` twin for nginx's
 /// gzip_static (`-n`: no name or time inside, so the same bytes each time).
+/// `PYTHONHASHSEED=0`: set and dict order (the byte code's frozensets,
+/// collectstatic's manifest) the same on every machine.
 const SCRIPT: &str = r#"set -eu
+export PYTHONHASHSEED=0
 cd /app
 WEBDOCK_BUILD=1 python manage.py collectstatic --noinput -v 0
 if [ -d /app/staticfiles ]; then
