@@ -66,7 +66,10 @@ pub fn base_image_ref() -> String {
 /// The `Date:` of the suite's Release file on the mirror, as Unix seconds:
 /// the newest time anything in that mirror state can carry.
 fn release_epoch(mirror: &str) -> Result<i64, BuildError> {
-    let url = format!("{}/dists/{BASE_SUITE}/Release", mirror.trim_end_matches('/'));
+    let url = format!(
+        "{}/dists/{BASE_SUITE}/Release",
+        mirror.trim_end_matches('/')
+    );
     let text = proc::run(
         "curl",
         ["-fsSL", "--max-time", "60", url.as_str()],
@@ -212,8 +215,16 @@ fn write_archive(
         tar.append_data(&mut h, path, data)
     };
     let manifest = serde_json::to_vec(&manifest)?;
-    add("manifest.json", manifest.len() as u64, &mut manifest.as_slice())?;
-    add(&format!("{id}.json"), config.len() as u64, &mut config.as_slice())?;
+    add(
+        "manifest.json",
+        manifest.len() as u64,
+        &mut manifest.as_slice(),
+    )?;
+    add(
+        &format!("{id}.json"),
+        config.len() as u64,
+        &mut config.as_slice(),
+    )?;
     let size = fs_err::metadata(rootfs)?.len();
     add(
         &format!("{hex}/layer.tar"),

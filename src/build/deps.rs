@@ -147,7 +147,13 @@ pub async fn ensure(
         })?;
     // The base's own time: the deps layer's file times, its byte code's
     // and its account's dates, and the image's `created`.
-    let epoch = parent.history.iter().map(|h| h.created).max().unwrap_or(0).max(0);
+    let epoch = parent
+        .history
+        .iter()
+        .map(|h| h.created)
+        .max()
+        .unwrap_or(0)
+        .max(0);
     let cmd = vec!["/bin/sh".into(), "-c".into(), SCRIPT.into()];
     let mut env: Vec<String> = ENV.iter().map(|s| s.to_string()).collect();
     env.push(format!("SOURCE_DATE_EPOCH={epoch}"));

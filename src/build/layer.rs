@@ -46,7 +46,10 @@ pub type Owner = (u64, u64);
 /// Writes the nodes as a normalised tar: sorted, root-owned, every time
 /// `mtime`, every missing parent added as a 0755 directory.
 pub fn write(nodes: BTreeMap<String, Node>, mtime: u64) -> std::io::Result<Layer> {
-    write_owned(nodes.into_iter().map(|(p, n)| (p, (n, (0, 0)))).collect(), mtime)
+    write_owned(
+        nodes.into_iter().map(|(p, n)| (p, (n, (0, 0)))).collect(),
+        mtime,
+    )
 }
 
 /// [`write`] with each entry's owner kept (the dependency layer: `/data`
@@ -177,7 +180,11 @@ pub fn first_entry(tar_bytes: &[u8]) -> std::io::Result<Option<(tar::EntryType, 
     };
     let e = e?;
     let h = e.header();
-    Ok(Some((h.entry_type(), h.mode()? & 0o7777, (h.uid()?, h.gid()?))))
+    Ok(Some((
+        h.entry_type(),
+        h.mode()? & 0o7777,
+        (h.uid()?, h.gid()?),
+    )))
 }
 
 /// A layer on top of the parent, and what `docker history` says about it.

@@ -253,9 +253,7 @@ impl Docker {
             quiet: true,
             ..Default::default()
         };
-        let mut s = self
-            .inner
-            .import_image_stream(opts, archive, None);
+        let mut s = self.inner.import_image_stream(opts, archive, None);
         while let Some(item) = s.next().await {
             item.map_err(|e| match e {
                 BollardError::DockerStreamError { error } => EngineError::Build(error),
