@@ -10,8 +10,10 @@ from one repetition to the next):
   req       a requirements change (one pin added or removed, and a unique
             comment so no earlier layer matches) whose wheels are already in
             the wheel cache, new tag
-  cold      no base image (`webdock-base:<hash>` untagged; mmdebstrap runs),
-            empty wheel cache, no layer cache (a new base means new layers)
+  cold      a base of its own (WEBDOCK_BASE_REPO=webdock-bench-cold-SIDE-REP:
+            mmdebstrap runs; the machine's shared webdock-base is never
+            touched), empty wheel cache, no layer cache (a new base name
+            means new dependency and app layers)
 
 "Same work" is what both sides are given:
   - the same inputs: the CLI side builds the classic context that webdock
@@ -29,15 +31,18 @@ from one repetition to the next):
   - webdock does not run Dockerfile steps: its --json events give the time
     of each phase (base, wheels, deps, assets, files, app, image); the CLI's
     per-step times come from when each "Step N/M" line arrives.
-  - cold: webdock makes the base (mmdebstrap + import) and downloads the
+  - cold: webdock makes the base (mmdebstrap + load) and downloads the
     wheels itself; the CLI side runs the same mmdebstrap and `docker import`
     and the same `pip download` by hand, timed, then `docker build`. Each
-    cold build gets its own freshly imported base, so no layer is cached.
-    The original base tag is restored right after each cold build.
+    cold build gets a base of its own name, made anew (the engine may still
+    hold identical layers: the base is reproducible, so webdock's cold base
+    has the id of the machine's, and the CLI's import the same layer).
+    The cold bases are removed by tag at the end.
 
     python3 bench/build_bench.py [--reps 3] [--req-reps 1] [--cold-reps 0]
 """
 import argparse
+import email.utils
 import json
 import os
 import re
@@ -134,7 +139,7 @@ class Bench:
                     shutil.copytree(d, self.cache / "wheels" / d.name)
         os.environ["WEBDOCK_CACHE"] = str(self.cache)
         self.results = {}  # scenario -> side -> [dict]
-        self.made_bases = []  # image ids of bases made by cold builds
+        self.made_bases = []  # the cold builds' own base tags
         self.n = 0
         self.base_req = (self.app / "requirements.txt").read_text()
         self.deps_before = set(self.deps_images())
@@ -224,33 +229,36 @@ class Bench:
         self.record(scenario, side, r)
 
     def cold(self, side, rep):
-        ref = base_ref()
-        saved = "webdock-base:bench-saved"
-        docker("tag", ref, saved)
-        docker("rmi", ref)  # untag only: the saved tag keeps the image
+        # A base of its own (WEBDOCK_BASE_REPO), never the machine's shared
+        # webdock-base:<hash>, which other builds use meanwhile: mmdebstrap
+        # runs, and every layer on top is made anew (its name is new).
+        repo = f"webdock-bench-cold-{side}-{rep}"
+        ref = f"{repo}:{base_ref().partition(':')[2]}"
+        self.made_bases.append(ref)
         cache = self.tmp / f"cold-cache-{side}-{rep}"
         cache.mkdir()
-        try:
-            self.change_app(f"cold{rep}{side}")
-            tag = f"cold-{rep}-{side}"
-            if side == "webdock":
-                r = self.wd_build(tag, env={"WEBDOCK_CACHE": str(cache)})
-            else:
-                r = self.cli_cold(tag, cache, ref)
-            self.made_bases.append(docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip())
-            self.record("cold", side, r)
-        finally:
-            docker("tag", saved, ref)
-            docker("rmi", saved)
+        env = {"WEBDOCK_CACHE": str(cache), "WEBDOCK_BASE_REPO": repo}
+        self.change_app(f"cold{rep}{side}")
+        tag = f"cold-{rep}-{side}"
+        if side == "webdock":
+            r = self.wd_build(tag, env=env)
+        else:
+            r = self.cli_cold(tag, cache, ref, env)
+        self.record("cold", side, r)
 
-    def cli_cold(self, tag, cache, ref):
+    def cli_cold(self, tag, cache, ref, env):
         mirror = os.environ.get("WEBDOCK_DEBIAN_MIRROR", "http://deb.debian.org/debian")
         tar = cache / "rootfs.tar"
         t0 = time.monotonic()
+        release = run(["curl", "-fsSL", f"{mirror}/dists/bookworm/Release"]).stdout
+        date = next(l[5:].strip() for l in release.splitlines() if l.startswith("Date:"))
+        epoch = str(int(email.utils.parsedate_to_datetime(date).timestamp()))
         run(["mmdebstrap", "--variant=apt", "--quiet", "--include=" + ",".join(base_packages()),
              '--customize-hook=chroot "$1" apt-get clean',
-             '--customize-hook=rm -rf "$1"/var/lib/apt/lists/*', "bookworm", str(tar), mirror],
-            timeout=1800)
+             '--customize-hook=rm -rf "$1"/var/lib/apt/lists/*',
+             '--customize-hook=rm -f "$1"/etc/resolv.conf "$1"/etc/hostname',
+             "bookworm", str(tar), mirror],
+            env={"SOURCE_DATE_EPOCH": epoch}, timeout=1800)
         t_deb = time.monotonic() - t0
         repo, _, btag = ref.partition(":")
         run(["docker", "import", "--change", f'LABEL webdock.base="{btag}"',
@@ -265,7 +273,7 @@ class Bench:
              "-r", str(self.app / "requirements.txt"), "-d", str(cache / "pipdl")], timeout=600)
         t_pip = time.monotonic() - t1
         # the context (with those wheels: webdock's cache is warmed from it) is untimed
-        ctx = self.emit(tag, env={"WEBDOCK_CACHE": str(cache)})
+        ctx = self.emit(tag, env=env)
         r = self.cli_build(tag, ctx)
         log(f"  cold CLI: mmdebstrap {t_deb:.1f} s, import {t_imp:.1f} s, pip {t_pip:.1f} s, "
             f"docker build {r['wall']:.1f} s")
@@ -385,10 +393,10 @@ class Bench:
         made = [d for d in self.deps_images() if d not in self.deps_before]
         if made:  # the requirements changes' dependency images
             docker("rmi", *made, check=False)
-        for b in self.made_bases:
+        for b in self.made_bases:  # by tag: a reproducible base shares its id with the machine's
             p = docker("rmi", b, check=False)
-            if p.returncode and "No such image" not in p.stderr:
-                log(f"could not remove cold-build base {b[:19]}: {p.stderr.strip()}")
+            if p.returncode and "No such" not in p.stderr:
+                log(f"could not remove cold-build base {b}: {p.stderr.strip()}")
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -399,9 +407,8 @@ def main():
     ap.add_argument("--req-reps", type=int, default=1,
                     help="repetitions of the requirements-change rebuild per side (~1-1.5 min each)")
     ap.add_argument("--cold-reps", type=int, default=0,
-                    help="cold builds per side (~2-3 min each). They untag the machine's shared "
-                         "webdock-base image for the duration of each cold build (restored "
-                         "after): other users' builds meanwhile make their own base.")
+                    help="cold builds per side (~3-4 min each), each on a base of its own "
+                         "(the machine's shared webdock-base is never untagged)")
     ap.add_argument("--json-out", help="also write the raw results here")
     a = ap.parse_args()
     b = Bench(a)
