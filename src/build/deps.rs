@@ -182,8 +182,17 @@ pub async fn ensure(
 }
 
 /// What a stopped container changed, as a normalised layer: added trees
-/// and changed files as they are now, changed directories with their owner
-/// and mode, a whiteout (`.wh.<name>`) for each removed path.
+/// and changed files as they are now, a whiteout (`.wh.<name>`) for each
+/// removed path, and every directory above them with its owner and mode.
+///
+/// Directories the engine reports as changed are not taken as such: which
+/// ones it reports depends on its storage driver (overlay2 reports every
+/// directory copied up, `/tmp` after the wheels left it; fuse-overlayfs's
+/// naive diff compares times), and a layer that listed them would differ
+/// from one engine to the next. The parents of what changed are listed
+/// instead, whatever the driver said; a directory whose own mode or owner
+/// the script changed, with nothing below it changed, would be lost (the
+/// script changes none).
 async fn diff_layer(engine: &Docker, container: &str, mtime: u64) -> anyhow::Result<Layer> {
     let mut changes = engine.changes(container).await?;
     changes.sort();
@@ -215,17 +224,32 @@ async fn diff_layer(engine: &Docker, container: &str, mtime: u64) -> anyhow::Res
             _ => {
                 let (head, whole) = engine.download_head(container, &path, 64 << 10).await?;
                 match layer::first_entry(&head)? {
-                    Some((tar::EntryType::Directory, mode, owner)) => {
-                        nodes.insert(rel, (Node::Dir { mode }, owner));
-                    }
+                    Some((tar::EntryType::Directory, _, _)) | None => {}
                     Some(_) if whole => nodes.extend(layer::read_owned(&head, &dir)?),
                     Some(_) => {
                         let tar = engine.download(container, &path).await?;
                         nodes.extend(layer::read_owned(&tar, &dir)?);
                     }
-                    None => {}
                 }
             }
+        }
+    }
+    let parents: std::collections::BTreeSet<String> = nodes
+        .keys()
+        .flat_map(|p| {
+            let parts: Vec<&str> = p.split('/').collect();
+            (1..parts.len())
+                .map(|i| parts[..i].join("/"))
+                .collect::<Vec<_>>()
+        })
+        .filter(|p| !nodes.contains_key(p))
+        .collect();
+    for p in parents {
+        let (head, _) = engine
+            .download_head(container, &format!("/{p}"), 4 << 10)
+            .await?;
+        if let Some((tar::EntryType::Directory, mode, owner)) = layer::first_entry(&head)? {
+            nodes.insert(p, (Node::Dir { mode }, owner));
         }
     }
     Ok(layer::write_owned(nodes, mtime)?)
