@@ -448,8 +448,24 @@ fn a_whole_promote_over_ssh() {
     let rig = Rig::up(1);
     rig.load(&[&format!("{IMAGE}:1.0.0")]);
     let f = Fleet::new(&rig, &["web1"], &["web1"]);
+    let sshd_log = rig.dir().join("logs/web1-sshd.log");
+    let logins = || {
+        std::fs::read_to_string(&sshd_log)
+            .unwrap_or_default()
+            .matches("Accepted ")
+            .count()
+    };
+    let before = logins();
     f.ok(&rig, &["promote", "1.0.0"]);
     all_serve(&rig, &["web1"], "1.0.0");
+    // One ssh connection carries the whole promote (a master per HTTP
+    // connection ran into sshd's MaxStartups under load and failed a
+    // `docker create` with "client error (Connect)").
+    let used = logins() - before;
+    assert!(
+        (1..=2).contains(&used),
+        "the promote logged in {used} times over ssh; one connection should carry it"
+    );
     let st: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["status", "--json"])).unwrap();
     assert_eq!(st["hosts"][0]["reachable"], true, "{st}");
     assert_eq!(st["hosts"][0]["status"]["live"]["tag"], "1.0.0", "{st}");
