@@ -18,6 +18,7 @@ pub mod heartbeat;
 pub mod history;
 pub mod host;
 pub mod layout;
+pub mod lease;
 pub mod lock;
 pub mod logging;
 pub mod names;
