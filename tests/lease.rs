@@ -405,8 +405,11 @@ fn billing_runs_only_under_the_lease_and_never_writes_with_a_stale_epoch() {
     let mut other = Psql::open(&pg);
     let e2 = other.take(&name, 3 * WINDOW);
     let freed_after = paused.elapsed();
+    // the holder's last confirmation came at most window/6 before the pause,
+    // and the server frees a full window after answering it
+    let earliest = WINDOW as f64 * 5.0 / 6.0 - 0.25;
     assert!(
-        freed_after >= Duration::from_secs(WINDOW) - Duration::from_millis(500),
+        freed_after.as_secs_f64() >= earliest,
         "the server freed a frozen holder's lease after {freed_after:?}, before its window"
     );
     assert_eq!(e2, e1 + 1);
