@@ -8,6 +8,7 @@
 
 mod hosts;
 mod lease;
+pub mod placement;
 
 pub use hosts::{EngineUrl, HostConfig, Tls};
 pub use lease::{LeaseConfig, MIN_WINDOW as MIN_LEASE_WINDOW};
@@ -241,6 +242,7 @@ impl Config {
             crate::logging::check(&key, &crate::logging::resolve(raw.logging.as_ref(), role))
                 .map_err(&invalid)?;
         }
+        placement::check("cron.hosts", &raw.cron.hosts, &hosts).map_err(&invalid)?;
         if let Some(z) = &raw.cron.timezone {
             crate::timezone::check(z).map_err(|e| invalid(format!("cron.timezone {z:?} {e}")))?;
         }
@@ -292,6 +294,8 @@ impl Config {
                     )));
                 }
             }
+            placement::check(&format!("djobs.{}.hosts", name.0), &d.hosts, &hosts)
+                .map_err(&invalid)?;
             if d.heartbeat.is_some_and(|h| h < Duration::from_secs(1)) {
                 return Err(invalid(format!(
                     "djobs.{}.heartbeat must be at least 1s",
@@ -306,6 +310,8 @@ impl Config {
                 settle: d.settle,
                 heartbeat: d.heartbeat,
                 logging: d.logging,
+                hosts: d.hosts,
+                failover: d.failover,
             });
         }
         Ok(Config {

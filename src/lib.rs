@@ -19,6 +19,7 @@ pub mod history;
 pub mod host;
 pub mod layout;
 pub mod lease;
+pub mod lease_store;
 pub mod lock;
 pub mod logging;
 pub mod names;

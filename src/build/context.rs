@@ -340,6 +340,8 @@ mod tests {
             settle: Duration::from_secs(1),
             heartbeat: None,
             logging: None,
+            hosts: vec![],
+            failover: Default::default(),
         };
         let s = djob_run_script(&d);
         assert!(s.starts_with("#!/usr/bin/execlineb -P\n"));
