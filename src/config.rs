@@ -7,9 +7,11 @@
 //! command means the same thing from any working directory.
 
 mod hosts;
+mod lease;
 pub mod placement;
 
 pub use hosts::{EngineUrl, HostConfig, Tls};
+pub use lease::{LeaseConfig, MIN_WINDOW as MIN_LEASE_WINDOW};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,9 @@ pub struct Config {
     /// its state (history, locks, live link) is apart from the others'.
     pub destination: Option<String>,
     pub require_destination: bool,
+    /// `[lease]`: every djob and cron container holds a PostgreSQL session
+    /// lease beside its daemon (`crate::lease`). None: no lease.
+    pub lease: Option<LeaseConfig>,
 }
 
 impl Config {
@@ -264,6 +269,11 @@ impl Config {
             }
             None => None,
         };
+        let lease = raw
+            .lease
+            .map(|l| lease::check(l, raw.env_file.is_some()))
+            .transpose()
+            .map_err(&invalid)?;
         let mut djobs = Vec::new();
         for (name, d) in raw.djobs {
             check_command(&format!("djobs.{}.command", name.0), &d.command, false)
@@ -331,6 +341,7 @@ impl Config {
             registry,
             destination: None,
             require_destination: raw.require_destination,
+            lease,
         })
     }
 
@@ -340,6 +351,24 @@ impl Config {
             .timezone
             .clone()
             .unwrap_or_else(crate::timezone::host_zone)
+    }
+
+    /// The lease's libpq URL, read from the env file (None without
+    /// `[lease]`). A missing variable or a value that is no
+    /// `postgresql://` URL is one `Usage` line naming the file and the key.
+    pub fn lease_dsn(&self) -> anyhow::Result<Option<String>> {
+        let Some(l) = &self.lease else {
+            return Ok(None);
+        };
+        let Some(file) = &self.env_file else {
+            // parse refuses [lease] without env_file
+            anyhow::bail!(crate::Usage(format!(
+                "config {}: lease.postgres needs env_file",
+                self.path.display()
+            )));
+        };
+        let vars = crate::roles::read_env_file(file)?;
+        lease::dsn_from(l, file, &vars).map(Some)
     }
 
     pub fn djob(&self, name: &str) -> Option<&Djob> {

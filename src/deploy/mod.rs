@@ -81,7 +81,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
         Ok(Deployer {
             cfg,
             host,
-            specs: Specs::new(cfg)?.on(&host.layout),
+            specs: Specs::new(cfg)?.on(&host.layout).named(&host.name),
             out,
             digest: None,
             steps: steps::StepLog::new(
