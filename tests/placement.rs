@@ -126,7 +126,7 @@ fn a_djob_runs_on_its_first_host_moves_stop_first_and_restarts_from_two_controll
     ensure_image("1.0.1");
     let rig = Rig::up(3);
     rig.load(&[&format!("{IMAGE}:1.0.0"), &format!("{IMAGE}:1.0.1")]);
-    let f = Fleet::with(&rig, &HOSTS, &[], &["web2", "web3"], WORKERS);
+    let f = Fleet::with(&rig, &HOSTS, &[], &["web2", "web3"], WORKERS, None);
     let p = project(&rig);
     let billing = format!("{p}-djob-billing");
     let email = format!("{p}-djob-email2fax");

@@ -14,8 +14,12 @@ pub enum Seen {
     /// The host did not answer: it may still run the worker.
     Unreachable(String),
     Absent,
+    /// `started`: when its container last started (RFC 3339, comparable
+    /// as text): of two running copies, the newer is the one webdock
+    /// placed last (a failover away from a host that was cut off).
     Present {
         running: bool,
+        started: String,
     },
 }
 
@@ -104,11 +108,21 @@ pub fn place(
     let start: Vec<String> = if p.auto && to.is_none() {
         p.hosts.iter().filter(|h| reachable(h)).cloned().collect()
     } else {
-        let here = |running: bool| {
-            p.hosts.iter().find(|h| {
-                seen.iter()
-                    .any(|(x, s)| x == *h && *s == Seen::Present { running })
-            })
+        let here = |want: bool| {
+            seen.iter()
+                .filter(|(h, _)| p.hosts.contains(h))
+                .filter_map(|(h, s)| match s {
+                    Seen::Present { running, started } if *running == want => Some((started, h)),
+                    _ => None,
+                })
+                // the newest; among equals, the first in placement order
+                .max_by(|a, b| {
+                    a.0.cmp(b.0).then_with(|| {
+                        let i = |h: &String| p.hosts.iter().position(|x| x == h);
+                        i(b.1).cmp(&i(a.1))
+                    })
+                })
+                .map(|(_, h)| h)
         };
         let target = to
             .map(str::to_string)
@@ -141,8 +155,18 @@ mod tests {
         v.iter().map(|(h, s)| (h.to_string(), s.clone())).collect()
     }
 
-    const UP: Seen = Seen::Present { running: true };
-    const DOWN: Seen = Seen::Present { running: false };
+    fn up(started: &str) -> Seen {
+        Seen::Present {
+            running: true,
+            started: started.into(),
+        }
+    }
+    fn down() -> Seen {
+        Seen::Present {
+            running: false,
+            started: String::new(),
+        }
+    }
 
     fn go(remove: &[&str], start: &[&str]) -> Move {
         Move::Go {
@@ -159,14 +183,29 @@ mod tests {
             hosts: &h,
             auto: false,
         };
-        let s = seen(&[("work1", Seen::Absent), ("web2", UP)]);
+        let s = seen(&[("work1", Seen::Absent), ("web2", up("t1"))]);
         assert_eq!(place(p, &s, None, false), go(&["web2"], &["web2"]));
         let s = seen(&[("work1", Seen::Absent), ("web2", Seen::Absent)]);
         assert_eq!(place(p, &s, None, false), go(&[], &["work1"]));
         // Two copies (a host came back after a failover): both stop first,
         // then one starts, on the host that was running it.
-        let s = seen(&[("work1", DOWN), ("web2", UP)]);
+        let s = seen(&[("work1", down()), ("web2", up("t1"))]);
         assert_eq!(place(p, &s, None, false), go(&["work1", "web2"], &["web2"]));
+        // Two running (a cut host came back after a failover): the one
+        // started last is where webdock placed it.
+        let s = seen(&[
+            ("work1", up("2026-12-05T10:00:00Z")),
+            ("web2", up("2026-12-05T10:05:00Z")),
+        ]);
+        assert_eq!(place(p, &s, None, false), go(&["work1", "web2"], &["web2"]));
+        let s = seen(&[
+            ("work1", up("2026-12-05T10:09:00Z")),
+            ("web2", up("2026-12-05T10:05:00Z")),
+        ]);
+        assert_eq!(
+            place(p, &s, None, false),
+            go(&["work1", "web2"], &["work1"])
+        );
     }
 
     #[test]
@@ -191,7 +230,7 @@ mod tests {
         assert!(matches!(place(p, &s, Some("web2"), false), Move::Refuse(_)));
         assert_eq!(place(p, &s, Some("web2"), true), go(&[], &["web2"]));
         // A host outside the worker's list does not hold it up.
-        let s = seen(&[("web3", Seen::Unreachable("x".into())), ("work1", UP)]);
+        let s = seen(&[("web3", Seen::Unreachable("x".into())), ("work1", up("t1"))]);
         assert_eq!(place(p, &s, None, false), go(&["work1"], &["work1"]));
     }
 
@@ -204,7 +243,7 @@ mod tests {
             auto: false,
         };
         let s = seen(&[
-            ("work1", UP),
+            ("work1", up("t1")),
             ("web2", Seen::Absent),
             ("web3", Seen::Absent),
         ]);
@@ -212,7 +251,10 @@ mod tests {
             matches!(place(p, &s, Some("web3"), false), Move::Refuse(w) if w.contains("work1, web2"))
         );
         assert_eq!(place(p, &s, Some("web2"), false), go(&["work1"], &["web2"]));
-        let s = seen(&[("work1", UP), ("web2", Seen::Unreachable("refused".into()))]);
+        let s = seen(&[
+            ("work1", up("t1")),
+            ("web2", Seen::Unreachable("refused".into())),
+        ]);
         assert!(
             matches!(place(p, &s, Some("web2"), true), Move::Refuse(w) if w.contains("unreachable"))
         );
@@ -226,12 +268,16 @@ mod tests {
             hosts: &h,
             auto: true,
         };
-        let s = seen(&[("work1", UP), ("web2", UP), ("web3", Seen::Absent)]);
+        let s = seen(&[
+            ("work1", up("t1")),
+            ("web2", up("t1")),
+            ("web3", Seen::Absent),
+        ]);
         assert_eq!(
             place(p, &s, None, false),
             go(&["work1", "web2"], &["work1", "web2"])
         );
-        let s = seen(&[("work1", Seen::Unreachable("x".into())), ("web2", UP)]);
+        let s = seen(&[("work1", Seen::Unreachable("x".into())), ("web2", up("t1"))]);
         assert!(matches!(place(p, &s, None, false), Move::Refuse(_)));
         assert_eq!(place(p, &s, None, true), go(&["web2"], &["web2"]));
     }

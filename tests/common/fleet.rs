@@ -15,12 +15,20 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn new(rig: &Rig, hosts: &[&str], ssh: &[&str]) -> Fleet {
-        Fleet::with(rig, hosts, ssh, &[hosts[0]], "")
+        Fleet::with(rig, hosts, ssh, &[hosts[0]], "", None)
     }
 
     /// `workers`: the hosts with the worker role; `extra`, when not empty,
-    /// replaces the `[cron]` and `[djobs.*]` tables (placement, [lease]).
-    pub fn with(rig: &Rig, hosts: &[&str], ssh: &[&str], workers: &[&str], extra: &str) -> Fleet {
+    /// replaces the `[cron]` and `[djobs.*]` tables (placement, [lease]);
+    /// `env`: the text of an env file (mode 0600) the config names.
+    pub fn with(
+        rig: &Rig,
+        hosts: &[&str],
+        ssh: &[&str],
+        workers: &[&str],
+        extra: &str,
+        env: Option<&str>,
+    ) -> Fleet {
         let dir = tempfile::Builder::new()
             .prefix("wdfleet-")
             .tempdir()
@@ -62,6 +70,13 @@ stop_grace = "5s"
             id = rig.id,
             app = repo_root().join("examples/portal").display(),
         );
+        if let Some(env) = env {
+            let file = dir.path().join("app.env");
+            std::fs::write(&file, env).unwrap();
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            text.insert_str(0, "env_file = \"app.env\"\n");
+        }
         if !extra.is_empty() {
             let cut = text.find("[cron]\n").expect("the base config has [cron]");
             text.truncate(cut);

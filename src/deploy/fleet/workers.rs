@@ -38,7 +38,10 @@ impl<E: Engine> Fleet<'_, E> {
         let name = &name;
         let mut seen: Vec<(String, Seen)> = join_all(self.hosts.iter().map(|d| async move {
             let s = match d.engine().inspect_container(name).await {
-                Ok(Some(c)) => Seen::Present { running: c.running },
+                Ok(Some(c)) => Seen::Present {
+                    running: c.running,
+                    started: c.started_at.clone().unwrap_or_default(),
+                },
                 Ok(None) => Seen::Absent,
                 Err(e) => Seen::Unreachable(format!("{e}")),
             };
