@@ -149,8 +149,7 @@ failover = "{failover}"
     );
     let pg = rig.pg_url().expect("the rig is up with --postgres");
     let env = format!("DATABASE_URL={pg}\nLEASE_DATABASE_URL={pg}\n");
-    let f = Fleet::with(rig, &HOSTS, &[], &["web2", "web3"], &extra, Some(&env));
-    f
+    Fleet::with(rig, &HOSTS, &[], &["web2", "web3"], &extra, Some(&env))
 }
 
 /// No charge was written by a holder whose epoch was already stale: in the
