@@ -209,8 +209,36 @@ fn a_djob_runs_on_its_first_host_moves_stop_first_and_restarts_from_two_controll
         BTreeMap::from([("web2".into(), true)])
     );
 
+    let billing_view = |st: &serde_json::Value| {
+        st["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["role"] == "djob billing")
+            .cloned()
+            .unwrap_or_else(|| panic!("no billing in {st}"))
+    };
+    let st: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["status", "--json"])).unwrap();
+    assert_eq!(
+        billing_view(&st)["running_on"],
+        serde_json::json!(["web2"]),
+        "{st}"
+    );
+
     // web2 (running billing) cut off: never guessed dead.
     rig.cut("web2");
+    let st: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["status", "--json"])).unwrap();
+    assert_eq!(
+        billing_view(&st)["unreachable"],
+        serde_json::json!(["web2"]),
+        "{st}"
+    );
+    assert!(
+        st["warnings"]
+            .to_string()
+            .contains("djob billing may run on web2"),
+        "{st}"
+    );
     let o = f.webdock(&rig, &["restart", "djob", "billing"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");

@@ -225,3 +225,62 @@ async fn stop<E: Engine>(
     ));
     Ok(ExitCode::SUCCESS)
 }
+
+/// Where each worker runs across the fleet, from every host's report, and
+/// what is wrong with it: a host of its placement that cannot be reached
+/// (never guessed dead), two copies of a manual one, or none at all.
+pub fn workers_view(
+    cfg: &Config,
+    reports: &[(String, anyhow::Result<crate::report::StatusReport>)],
+    warnings: &mut Vec<String>,
+) -> Vec<serde_json::Value> {
+    let mut roles: Vec<Role> = Vec::new();
+    if cfg.cron.enabled {
+        roles.push(Role::Cron);
+    }
+    roles.extend(cfg.djobs.iter().map(|d| Role::Djob(d.name.clone())));
+    roles
+        .iter()
+        .map(|role| {
+            let (hosts, failover) = cfg.placement(role);
+            let mut running = Vec::new();
+            let mut unknown = Vec::new();
+            for (h, r) in reports {
+                match r {
+                    Ok(r) => {
+                        let row = match role {
+                            Role::Cron => r.cron.as_ref(),
+                            Role::Djob(n) => r.djobs.iter().find(|d| &d.name == n).map(|d| &d.row),
+                            _ => None,
+                        };
+                        if row.is_some_and(|x| x.running) {
+                            running.push(h.clone());
+                        }
+                    }
+                    Err(_) if hosts.contains(h) => unknown.push(h.clone()),
+                    Err(_) => {}
+                }
+            }
+            let who = role.describe();
+            let auto = failover == crate::config::placement::Failover::Auto;
+            if !unknown.is_empty() {
+                warnings.push(format!(
+                    "{who} may run on {}, which cannot be reached: it is not started anywhere else\nhint: webdock failover {} --to HOST, once its lease is free (with [lease])",
+                    unknown.join(", "),
+                    who
+                ));
+            } else if running.is_empty() {
+                warnings.push(format!("{who} runs on no host\nhint: webdock start {who}"));
+            } else if running.len() > 1 && !auto {
+                warnings.push(format!("{who} has running containers on {}", running.join(", ")));
+            }
+            json!({
+                "role": who,
+                "hosts": hosts,
+                "failover": if auto { "auto" } else { "manual" },
+                "running_on": running,
+                "unreachable": unknown,
+            })
+        })
+        .collect()
+}

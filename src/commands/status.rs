@@ -78,6 +78,7 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
             e.tag
         ));
     }
+    let workers = super::failover::workers_view(cfg, &reports, &mut warnings);
     if out.json {
         let hosts: Vec<serde_json::Value> = reports
             .iter()
@@ -91,6 +92,7 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         out.data_pretty(&serde_json::json!({
             "project": cfg.project,
             "hosts": hosts,
+            "workers": workers,
             "history": entries.iter().rev().take(5).collect::<Vec<_>>(),
             "warnings": warnings,
         }))?;
@@ -104,10 +106,38 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         }
         out.data("");
     }
+    out.data("== workers");
+    for w in &workers {
+        out.data(&format!(
+            "{:<22} {:<24} hosts {}{}",
+            w["role"].as_str().unwrap_or("?"),
+            match w["running_on"].as_array().map(|a| a.len()) {
+                Some(0) | None => "running nowhere".to_string(),
+                _ => format!("running on {}", join(&w["running_on"])),
+            },
+            join(&w["hosts"]),
+            if w["failover"] == "auto" {
+                " (failover auto)"
+            } else {
+                ""
+            }
+        ));
+    }
     for w in &warnings {
         out.warn(w);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn join(v: &serde_json::Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 fn or_dash(s: Option<&str>) -> &str {
