@@ -314,6 +314,8 @@ impl Config {
                 failover: d.failover,
             });
         }
+        placement::needs_lease(&raw_failovers(&raw.cron, &djobs), lease.is_some())
+            .map_err(&invalid)?;
         Ok(Config {
             path: path.into(),
             project,
@@ -353,24 +355,6 @@ impl Config {
             .unwrap_or_else(crate::timezone::host_zone)
     }
 
-    /// The lease's libpq URL, read from the env file (None without
-    /// `[lease]`). A missing variable or a value that is no
-    /// `postgresql://` URL is one `Usage` line naming the file and the key.
-    pub fn lease_dsn(&self) -> anyhow::Result<Option<String>> {
-        let Some(l) = &self.lease else {
-            return Ok(None);
-        };
-        let Some(file) = &self.env_file else {
-            // parse refuses [lease] without env_file
-            anyhow::bail!(crate::Usage(format!(
-                "config {}: lease.postgres needs env_file",
-                self.path.display()
-            )));
-        };
-        let vars = crate::roles::read_env_file(file)?;
-        lease::dsn_from(l, file, &vars).map(Some)
-    }
-
     pub fn djob(&self, name: &str) -> Option<&Djob> {
         self.djobs.iter().find(|d| d.name == name)
     }
@@ -407,3 +391,13 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+fn raw_failovers<'a>(cron: &'a Cron, djobs: &'a [Djob]) -> Vec<(String, placement::Failover)> {
+    let mut v = vec![("cron.failover".to_string(), cron.failover)];
+    v.extend(
+        djobs
+            .iter()
+            .map(|d| (format!("djobs.{}.failover", d.name), d.failover)),
+    );
+    v
+}

@@ -226,22 +226,30 @@ async fn stop<E: Engine>(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where each worker runs across the fleet, from every host's report, and
-/// what is wrong with it: a host of its placement that cannot be reached
-/// (never guessed dead), two copies of a manual one, or none at all.
-pub fn workers_view(
-    cfg: &Config,
-    reports: &[(String, anyhow::Result<crate::report::StatusReport>)],
-    warnings: &mut Vec<String>,
-) -> Vec<serde_json::Value> {
+/// cron (when enabled) and every djob.
+pub fn worker_roles(cfg: &Config) -> Vec<Role> {
     let mut roles: Vec<Role> = Vec::new();
     if cfg.cron.enabled {
         roles.push(Role::Cron);
     }
     roles.extend(cfg.djobs.iter().map(|d| Role::Djob(d.name.clone())));
     roles
+}
+
+/// Where each worker runs across the fleet, from every host's report, and
+/// what is wrong with it: a host of its placement that cannot be reached
+/// (never guessed dead), two copies of a manual one, or none at all.
+pub fn workers_view(
+    cfg: &Config,
+    reports: &[(String, anyhow::Result<crate::report::StatusReport>)],
+    leases: Option<&[crate::lease_store::LeaseView]>,
+    warnings: &mut Vec<String>,
+) -> Vec<serde_json::Value> {
+    worker_roles(cfg)
         .iter()
         .map(|role| {
+            let lease = crate::lease_store::lease_name(cfg, role)
+                .and_then(|n| leases?.iter().find(|l| l.name == n));
             let (hosts, failover) = cfg.placement(role);
             let mut running = Vec::new();
             let mut unknown = Vec::new();
@@ -280,6 +288,7 @@ pub fn workers_view(
                 "failover": if auto { "auto" } else { "manual" },
                 "running_on": running,
                 "unreachable": unknown,
+                "lease": lease,
             })
         })
         .collect()

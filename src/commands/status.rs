@@ -78,7 +78,17 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
             e.tag
         ));
     }
-    let workers = super::failover::workers_view(cfg, &reports, &mut warnings);
+    let leases = match crate::lease_store::views(cfg, &super::failover::worker_roles(cfg)).await {
+        Ok(l) => l,
+        Err(e) => {
+            warnings.push(format!(
+                "the lease store cannot be read ({}): who holds each worker's lease is unknown",
+                format!("{e:#}").lines().next().unwrap_or_default()
+            ));
+            None
+        }
+    };
+    let workers = super::failover::workers_view(cfg, &reports, leases.as_deref(), &mut warnings);
     if out.json {
         let hosts: Vec<serde_json::Value> = reports
             .iter()
@@ -122,6 +132,23 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
                 ""
             }
         ));
+        if let Some(l) = w.get("lease").filter(|l| !l.is_null()) {
+            out.data(&format!(
+                "{:<22} lease {}: {}",
+                "",
+                l["name"].as_str().unwrap_or("?"),
+                if l["held"] == true {
+                    format!(
+                        "held by {} (epoch {}) since {}",
+                        l["holder"].as_str().unwrap_or("?"),
+                        l["epoch"],
+                        l["since"].as_str().unwrap_or("?")
+                    )
+                } else {
+                    "free".to_string()
+                }
+            ));
+        }
     }
     for w in &warnings {
         out.warn(w);

@@ -90,3 +90,23 @@ pub(super) fn dsn_from(
     }
     Ok(url.clone())
 }
+
+impl super::Config {
+    /// The lease's libpq URL, read from the env file (None without
+    /// `[lease]`). A missing variable or a value that is no
+    /// `postgresql://` URL is one `Usage` line naming the file and the key.
+    pub fn lease_dsn(&self) -> anyhow::Result<Option<String>> {
+        let Some(l) = &self.lease else {
+            return Ok(None);
+        };
+        let Some(file) = &self.env_file else {
+            // parse refuses [lease] without env_file
+            anyhow::bail!(crate::Usage(format!(
+                "config {}: lease.postgres needs env_file",
+                self.path.display()
+            )));
+        };
+        let vars = crate::roles::read_env_file(file)?;
+        dsn_from(l, file, &vars).map(Some)
+    }
+}

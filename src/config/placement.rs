@@ -47,6 +47,17 @@ pub(super) fn check(key: &str, wanted: &[String], hosts: &[HostConfig]) -> Resul
     Ok(())
 }
 
+/// `failover = "auto"` runs a container on every listed host: only the
+/// lease keeps their daemons to one.
+pub(super) fn needs_lease(failovers: &[(String, Failover)], has_lease: bool) -> Result<(), String> {
+    match failovers.iter().find(|(_, f)| *f == Failover::Auto) {
+        Some((key, _)) if !has_lease => Err(format!(
+            "{key} = \"auto\" needs [lease]: standbys wait on the lease, and without it they would all run"
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Config {
     /// The hosts of a worker in order (the first runs it, the rest stand
     /// by): its `hosts`, else every host with the `worker` role, else the

@@ -181,3 +181,35 @@ fn lease_dsn_comes_from_the_env_file() {
         .unwrap()
         .is_none());
 }
+
+#[test]
+fn placement_names_hosts_of_the_fleet_and_auto_needs_a_lease() {
+    let hosts = "[hosts.web1]\nengine = \"unix:///run/a.sock\"\nroles = [\"portal\"]\n[hosts.work1]\nengine = \"unix:///run/b.sock\"\nroles = [\"worker\"]\n[hosts.work2]\nengine = \"unix:///run/c.sock\"\nroles = [\"worker\"]\n";
+    let djob = |extra: &str| {
+        format!("project = \"d\"\n[djobs.billing]\ncommand = [\"x\"]\n{extra}\n{hosts}")
+    };
+    let c = parse(&djob("hosts = [\"work2\", \"web1\"]")).unwrap();
+    let billing = crate::roles::Role::Djob("billing".into());
+    assert_eq!(c.placement(&billing).0, vec!["work2", "web1"]);
+    // No hosts: the worker hosts in order; cron too.
+    let c = parse(&djob("")).unwrap();
+    assert_eq!(c.placement(&billing).0, vec!["work1", "work2"]);
+    assert_eq!(
+        c.placement(&crate::roles::Role::Cron).0,
+        vec!["work1", "work2"]
+    );
+    for (extra, want) in [
+        ("hosts = [\"work9\"]", "\"work9\" is not one of [hosts]"),
+        ("hosts = [\"work1\", \"work1\"]", "listed twice"),
+        ("failover = \"auto\"", "needs [lease]"),
+        ("failover = \"sometimes\"", "sometimes"),
+    ] {
+        let e = parse(&djob(extra)).unwrap_err().to_string();
+        assert!(e.contains(want), "{extra}: {e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+    let e = parse("project = \"d\"\n[cron]\nhosts = [\"a\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cron.hosts") && e.contains("no [hosts]"), "{e}");
+}
