@@ -262,3 +262,93 @@ fn a_djob_runs_on_its_first_host_moves_stop_first_and_restarts_from_two_controll
     thread::sleep(Duration::from_millis(200));
     assert_eq!(watch.max(), 1, "two billing daemons ran at once");
 }
+
+#[test]
+fn restarts_racing_fleet_promotes_and_a_webdock_killed_mid_move_never_run_two() {
+    ensure_image("1.0.0");
+    ensure_image("1.0.1");
+    let rig = Rig::up(3);
+    rig.load(&[&format!("{IMAGE}:1.0.0"), &format!("{IMAGE}:1.0.1")]);
+    let f = Fleet::with(&rig, &HOSTS, &[], &["web2", "web3"], WORKERS, None);
+    let p = project(&rig);
+    let billing = format!("{p}-djob-billing");
+    let watch = Watcher::start(&p, "billing");
+    f.ok(&rig, &["promote", "1.0.0"]);
+
+    // Three promotes from one controller, restarts from another, at once.
+    let text = std::fs::read_to_string(&f.config).unwrap();
+    let other = f.path().join("webdock2.toml");
+    std::fs::write(&other, text.replace("/ctl/", "/ctl2/")).unwrap();
+    let promotes = {
+        let (cfg, path) = (f.config.clone(), rig.path_env());
+        thread::spawn(move || {
+            let mut outcomes = Vec::new();
+            for tag in ["1.0.1", "1.0.0", "1.0.1"] {
+                // A promote refused by a restart holding the lock is tried
+                // again, as a release manager would.
+                for _ in 0..50 {
+                    let o = run(Command::new(bin())
+                        .arg("-c")
+                        .arg(&cfg)
+                        .env("PATH", &path)
+                        .args(["promote", tag]));
+                    let err = String::from_utf8_lossy(&o.stderr).to_string();
+                    if o.status.success() {
+                        outcomes.push(tag);
+                        break;
+                    }
+                    assert!(err.contains("locked fleet-wide"), "promote {tag}: {err}");
+                    thread::sleep(Duration::from_millis(300));
+                }
+            }
+            outcomes
+        })
+    };
+    // Restarts while the promotes run, and on until one got through.
+    let mut restarted = 0;
+    let mut tries = 0;
+    while !promotes.is_finished() || (restarted == 0 && tries < 60) {
+        tries += 1;
+        let o = run(Command::new(bin())
+            .arg("-c")
+            .arg(&other)
+            .env("PATH", rig.path_env())
+            .args(["restart", "djob", "billing"]));
+        let err = String::from_utf8_lossy(&o.stderr);
+        if o.status.success() {
+            restarted += 1;
+        } else {
+            assert!(err.contains("locked fleet-wide"), "restart: {err}");
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(promotes.join().unwrap(), vec!["1.0.1", "1.0.0", "1.0.1"]);
+    assert!(restarted >= 1, "no restart got the lock");
+    assert_eq!(
+        where_runs(&rig, &HOSTS, &billing),
+        BTreeMap::from([("web3".into(), true)])
+    );
+
+    // webdock killed mid-move: billing stopped on web3, not yet created on
+    // web2. It runs nowhere (never two), status says so, and the fleet lock
+    // died with the controller: the next command repairs.
+    let o = run(f
+        .cmd(&rig)
+        .env("WEBDOCK_KILL_AT", "fleet-worker-removed:djob billing")
+        .args(["failover", "djob", "billing", "--to", "web2"]));
+    assert!(!o.status.success());
+    assert!(where_runs(&rig, &HOSTS, &billing).is_empty());
+    let st: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["status", "--json"])).unwrap();
+    assert!(
+        st["warnings"]
+            .to_string()
+            .contains("djob billing runs on no host"),
+        "{st}"
+    );
+    f.ok(&rig, &["start", "djob", "billing"]);
+    let now = where_runs(&rig, &HOSTS, &billing);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert!(now.values().all(|r| *r), "{now:?}");
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(watch.max(), 1, "two billing daemons ran at once");
+}
