@@ -313,10 +313,14 @@ class Project:
     state and data directories under one temp dir; containers removed by
     label at the end."""
 
-    def __init__(self, hint, image, app, extra="", processes=4, workdir=None):
+    def __init__(self, hint, image, app, extra="", processes=4, workdir=None, binary=None,
+                 name=None):
         self.tmp = Path(tempfile.mkdtemp(prefix=f"webdock-bench-{hint}-", dir=workdir))
         os.chmod(self.tmp, 0o755)
-        self.name = f"b{hint}{os.getpid() % 100000:05d}"
+        self.name = name or f"b{hint}{os.getpid() % 100000:05d}"
+        # None: webdock_bin(); a path: this project is driven by that binary
+        # (promote_bench --worker-step runs two builds side by side)
+        self.binary = binary
         self.image = image
         self.app = Path(app)
         self.config = self.tmp / "webdock.toml"
@@ -371,7 +375,7 @@ stop_grace = "10s"
 ''')
 
     def cmd(self, *args):
-        return [webdock_bin(), "-c", str(self.config), *args]
+        return [self.binary or webdock_bin(), "-c", str(self.config), *args]
 
     def webdock(self, *args, check=True, **kw):
         return run(self.cmd(*args), check=check, **kw)
@@ -400,14 +404,22 @@ def remove_containers(filter_):
         docker("rm", "-f", *ids, check=False)
 
 
-def build_config(dir, image, app):
-    """A config that only builds (like tests/common build_config)."""
+EXAMPLE_DJOBS = ("billing", "email2fax")
+
+
+def djob_tables(names):
+    """[djobs.NAME] tables running the example app's `manage.py djob NAME`."""
+    return "".join(f'[djobs.{n}]\ncommand = ["python", "manage.py", "djob", "{n}"]\n'
+                   for n in names)
+
+
+def build_config(dir, image, app, djobs=EXAMPLE_DJOBS):
+    """A config that only builds (like tests/common build_config). The
+    image knows the djobs named here (promote refuses a djob it lacks)."""
     p = Path(dir) / "build.toml"
     p.write_text(
         f'project = "benchbuild"\nimage = "{image}"\napp = "{app}"\ncrontab = "crontab"\n'
-        '[djobs.billing]\ncommand = ["python", "manage.py", "djob", "billing"]\n'
-        '[djobs.email2fax]\ncommand = ["python", "manage.py", "djob", "email2fax"]\n'
-        + EXAMPLE_ASSETS)
+        + djob_tables(djobs) + EXAMPLE_ASSETS)
     return p
 
 
@@ -422,7 +434,7 @@ commands = [
 '''
 
 
-def ensure_app_images(image, tags, workdir=None):
+def ensure_app_images(image, tags, workdir=None, djobs=EXAMPLE_DJOBS):
     """`image:TAG` of the example app for each tag, built with webdock when
     missing (the tag is baked in: /health/ answers X-Release: TAG)."""
     missing = [t for t in tags if not image_exists(f"{image}:{t}")]
@@ -431,7 +443,7 @@ def ensure_app_images(image, tags, workdir=None):
     tmp = Path(tempfile.mkdtemp(prefix="webdock-bench-img-", dir=workdir))
     try:
         app = copy_app(tmp / "app")
-        cfg = build_config(tmp, image, app)
+        cfg = build_config(tmp, image, app, djobs)
         for t in missing:
             log(f"building {image}:{t} with webdock")
             run([webdock_bin(), "-c", str(cfg), "build", t], timeout=1800)

@@ -33,6 +33,27 @@ host nginx answers with the new tag); webdock's promote split by step (from
 history.jsonl) and the rollback wall time.
 
     python3 bench/promote_bench.py [--rounds 20] [--rate 150] [--conns 32]
+
+--worker-step OLD_BIN (issue 10, item 5) measures instead the `workers` step
+of a promote (cron and every djob replaced stop-first, each followed by its
+settle) with two webdock binaries side by side in one run: OLD_BIN and the
+usual binary (WEBDOCK_BIN, default /work/target-bench/release/webdock). Each
+binary drives its own project (its own host nginx, data directory, cron and
+--djobs djobs, 4 by default) on the same two images (`webdock-bench10:1.0.0`
+and `:1.0.1`, built by the usual binary from the example app, knowing the
+djobs billing, email2fax, reports, sync). A third project, driven by the
+usual binary, has one djob and no cron: the reference of what one worker's
+swap + settle costs alone (--no-one-worker drops it). Every round promotes
+each project to the other tag, in an order rotated every round, so the noise
+of the shared machine falls on all alike; no load generator (the portal's
+traffic is not what is measured). Read from each promote's `--json` events:
+the `workers` step's `seconds` and each role's `down_ms` (stop, remove,
+create, start); the whole promote is history's `seconds`. Reported: median
+and min–max per project, the ratios of the medians (old/new, new/one worker),
+and each worker's down plus its settle added up (the step as it would be done
+one worker after another, computed).
+
+    python3 bench/promote_bench.py --worker-step OLD_BIN --old-name COMMIT [--rounds 10] [--djobs 4]
 """
 import argparse
 import json
@@ -47,8 +68,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (Nginx, Project, docker, ensure_app_images, fmt_s, header, http_get,  # noqa: E402
-                    log, md_table, median, pct, remove_containers, run, unix_get, wait_until,
-                    webdock_bin)
+                    log, machine, md_table, median, pct, remove_containers, run, unix_get,
+                    wait_until, webdock_bin)
 
 BENCH = Path(__file__).resolve().parent
 IMAGE = "webdock-bench"
@@ -434,6 +455,198 @@ def report(args, results, wd, rl):
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------- --worker-step
+
+WS_IMAGE = "webdock-bench10"
+WS_DJOBS = ("billing", "email2fax", "reports", "sync")
+CRON_SETTLE = 1.0   # webdock's default [cron] settle, s
+DJOB_SETTLE = 2.0   # webdock's default [djobs.*] settle, s
+
+
+class WorkerStepProject:
+    """One binary's project: cron + djobs on WS_IMAGE, its own host nginx.
+    With cron=False and one djob: the reference of one worker alone."""
+
+    def __init__(self, label, binary, djobs, root, cron=True):
+        self.label = label
+        self.binary = binary
+        self.workers = (["cron"] if cron else []) + list(djobs)
+        # Project's config has billing and email2fax; the others go in extra
+        extra = "".join(f'[djobs.{n}]\ncommand = ["python", "manage.py", "djob", "{n}"]\n'
+                        f'stop_grace = "10s"\n' for n in djobs if n not in ("billing", "email2fax"))
+        self.p = Project(f"ws{label}", WS_IMAGE, Path(root) / "app-unused", extra=extra,
+                         workdir=root, binary=binary,
+                         name=f"bench10-{label}-{os.getpid() % 100000}")
+        self.p.app.mkdir(exist_ok=True)
+        write = self.p.write_config
+
+        def write_config():
+            write()
+            text = self.p.config.read_text()
+            for n in ("billing", "email2fax"):
+                if n not in djobs:
+                    text = text.replace(f'[djobs.{n}]\ncommand = ["python", "manage.py", "djob", '
+                                        f'"{n}"]\nstop_grace = "10s"\n', "")
+            if not cron:
+                text = text.replace("[cron]\n", "[cron]\nenabled = false\n")
+            self.p.config.write_text(text)
+        self.p.write_config = write_config
+        write_config()
+        self.nginx = None
+        self.promotes = []
+        self.live = None
+
+    def setup(self):
+        snip = self.p.tmp / "snippet.conf"
+        snip.write_text(self.p.snippet())
+        self.nginx = Nginx(self.p.tmp / "nginx", f"    include {snip};")
+        self.p.public_url = f"http://127.0.0.1:{self.nginx.port}/health/"
+        self.p.write_config()
+        self.promote(TAGS[0], record=False)
+
+    def promote(self, tag, record=True):
+        t0 = time.monotonic()
+        p = run(self.p.cmd("--json", "promote", tag), timeout=900)
+        wall = time.monotonic() - t0
+        workers = None
+        for line in p.stdout.splitlines():
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if ev.get("step") == "workers" and ev.get("status") == "done":
+                workers = ev
+        h = self.p.history()[-1]
+        assert h["tag"] == tag and h["outcome"] == "ok", h
+        if workers is None:  # no event: take the step's seconds from history
+            secs = [s for n, s in h["steps"] if n == "workers"]
+            workers = {"seconds": secs[0] if secs else float("nan"), "replaced": []}
+        down = {r["role"]: r["down_ms"] / 1000 for r in workers.get("replaced", [])}
+        self.live = tag
+        if record:
+            self.promotes.append({"workers": workers["seconds"], "down": down,
+                                  "seconds": h["seconds"], "wall": wall, "steps": h["steps"]})
+        log(f"  {self.label:>8} → {tag}: workers {workers['seconds']:5.2f} s "
+            f"(down {median(list(down.values())):5.2f} s median of {len(down)}), "
+            f"promote {h['seconds']:5.2f} s")
+
+    def stop(self):
+        if self.nginx:
+            self.nginx.stop()
+        self.p.cleanup()
+
+
+def worker_step_report(args, projs):
+    by = {pr.label: pr for pr in projs}
+    old, new = by["old"], by["new"]
+    shown = {"old": f"old ({args.old_name})", "new": f"new ({machine()['webdock']})",
+             "one": "new, one djob alone"}
+    rounds = len(new.promotes)
+    out = [header("The workers step of a promote: two webdock builds side by side"), ""]
+    out.append(f"- binaries: **old** = `{old.binary}` (built from {args.old_name}); "
+               f"**new** = `{new.binary}` (built from the commit above)")
+    out.append(f"- per binary: its own project ({', '.join(new.workers)}; each `settle` at its "
+               f"default: cron {CRON_SETTLE:g} s, djobs {DJOB_SETTLE:g} s) and host nginx, the "
+               f"same images `{WS_IMAGE}:{TAGS[0]}` ⇄ `:{TAGS[1]}`; {rounds} promotes each, "
+               "interleaved (the order rotates every round), no load")
+    if "one" in by:
+        out.append(f"- reference **one worker**: the new binary on a third project with "
+                   f"{' and '.join(by['one'].workers)} only (cron off), in the same rotation: "
+                   "what one worker's swap + settle costs by itself")
+    out.append("")
+    rows = []
+    med = {}
+    for pr in projs:
+        w = [x["workers"] for x in pr.promotes]
+        tot = [x["seconds"] for x in pr.promotes]
+        dn = [d for x in pr.promotes for d in x["down"].values()]
+        med[pr.label] = (median(w), median(tot), median(dn))
+        rows.append([shown[pr.label], len(pr.workers), len(w), f"**{fmt_s(median(w))}**",
+                     f"{fmt_s(min(w))}–{fmt_s(max(w))}", fmt_s(median(dn)),
+                     fmt_s(median(tot)), f"{fmt_s(min(tot))}–{fmt_s(max(tot))}"])
+    in_turn = None
+    if "one" in by:
+        # the same workers replaced one after another, each as fast as one
+        # djob alone: its down each, plus each worker's own settle
+        in_turn = sum(med["one"][2] + (CRON_SETTLE if w == "cron" else DJOB_SETTLE)
+                      for w in new.workers)
+        rows.append([f"{len(new.workers)} workers one after another (estimate: each the "
+                     "one-djob `down` + its settle)", len(new.workers), "",
+                     f"{fmt_s(in_turn)}", "", "", "", ""])
+    rows.append(["ratio old/new (medians)", "", "", f"**{med['old'][0] / med['new'][0]:.2f}×**",
+                 "", f"{med['old'][2] / med['new'][2]:.2f}×",
+                 f"{med['old'][1] / med['new'][1]:.2f}×", ""])
+    if "one" in by:
+        rows.append(["ratio new/one djob alone (medians)", "", "",
+                     f"{med['new'][0] / med['one'][0]:.2f}×", "",
+                     f"{med['new'][2] / med['one'][2]:.2f}×", "", ""])
+        rows.append(["ratio one after another (estimate)/new", "", "",
+                     f"{in_turn / med['new'][0]:.2f}×", "", "", "", ""])
+    out.append(md_table(["binary", "workers", "promotes", "workers step median s",
+                         "workers step min–max s", "one worker's swap (`down`) median s",
+                         "whole promote median s", "whole promote min–max s"], rows))
+    out.append("")
+    out.append("`workers step` = the step's `seconds` in the promote's `--json` `done` event "
+               "(the same as history's). `down` = one worker's stop + remove + create + start "
+               "(`replaced[].down_ms`, all workers of all promotes pooled). Whole promote = "
+               "history's `seconds`. The one-after-another row is computed, not run.")
+    # per step, both binaries
+    names = []
+    for pr in projs:
+        for x in pr.promotes:
+            for n, _ in x["steps"]:
+                if n not in names:
+                    names.append(n)
+    rows = []
+    for n in names:
+        row = [f"`{n}`"]
+        for pr in projs:
+            v = [sec for x in pr.promotes for m, sec in x["steps"] if m == n]
+            row.append(fmt_s(median(v)) if v else "–")
+        rows.append(row)
+    out.append("")
+    out.append("Each step, median s (history.jsonl):")
+    out.append("")
+    out.append(md_table(["step"] + [shown[pr.label] for pr in projs], rows))
+    return "\n".join(out)
+
+
+def worker_step_main(args):
+    djobs = WS_DJOBS[: args.djobs]
+    new_bin = webdock_bin()
+    ensure_app_images(WS_IMAGE, TAGS, djobs=WS_DJOBS)
+    root = Path(tempfile.mkdtemp(prefix="webdock-bench-workers-"))
+    os.chmod(root, 0o755)
+    projs = [WorkerStepProject("old", args.worker_step, djobs, root),
+             WorkerStepProject("new", new_bin, djobs, root)]
+    if args.one_worker:
+        projs.append(WorkerStepProject("one", new_bin, djobs[:1], root, cron=False))
+    t_start = time.monotonic()
+    try:
+        for pr in projs:
+            log(f"setting up {pr.label}: {pr.binary}, project {pr.p.name}")
+            pr.setup()
+        for r in range(args.rounds):
+            order = projs[r % len(projs):] + projs[:r % len(projs)]
+            log(f"round {r + 1}/{args.rounds}: {' '.join(pr.label for pr in order)}")
+            for pr in order:
+                pr.promote(TAGS[1] if pr.live == TAGS[0] else TAGS[0])
+        log(f"done in {time.monotonic() - t_start:.0f} s")
+        print(worker_step_report(args, projs))
+        if args.json_out:
+            Path(args.json_out).write_text(json.dumps(
+                {pr.label: {"binary": pr.binary, "promotes": pr.promotes} for pr in projs},
+                indent=1))
+    finally:
+        for pr in projs:
+            try:
+                pr.stop()
+            except Exception as e:  # keep cleaning up the other
+                log(f"cleanup of {pr.label}: {e}")
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=20, help="switches per variant")
@@ -446,7 +659,19 @@ def main():
     ap.add_argument("--timeout", type=float, default=5, help="per-request timeout of the load, s")
     ap.add_argument("--pad", type=float, default=1.0, help="seconds of load before and after a switch")
     ap.add_argument("--json-out")
+    ap.add_argument("--worker-step", metavar="OLD_BIN",
+                    help="instead: the workers step of OLD_BIN's promote beside WEBDOCK_BIN's, "
+                         f"interleaved, --rounds promotes each (images {WS_IMAGE}:*)")
+    ap.add_argument("--old-name", default="OLD_BIN",
+                    help="with --worker-step: the commit OLD_BIN was built from, for the report")
+    ap.add_argument("--djobs", type=int, default=4, choices=range(2, len(WS_DJOBS) + 1),
+                    help="with --worker-step: djobs per project beside cron (the example's "
+                         "billing and email2fax, then reports, sync)")
+    ap.add_argument("--no-one-worker", dest="one_worker", action="store_false",
+                    help="with --worker-step: skip the reference project of one djob alone")
     args = ap.parse_args()
+    if args.worker_step:
+        return worker_step_main(args)
     ensure_app_images(IMAGE, TAGS)
     root = Path(tempfile.mkdtemp(prefix="webdock-bench-promote-"))
     os.chmod(root, 0o755)

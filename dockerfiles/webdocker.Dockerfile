@@ -5,7 +5,7 @@
 #   .webdock/rootfs/            images/rootfs/ of webdock: /init, s6 services, nginx, uwsgi
 #   .webdock/requirements.txt   the app's pinned requirements
 #   .webdock/wheels/            wheels for them (installed offline, --no-index)
-#   .webdock/djobs/<name>/run   one execline script per djob
+#   .webdock/djobs/<name>/run   one execline script per djob (argv: its command, for the lease holder)
 #   .webdock/crontab            the app's crontab
 #   app/                        the application, with its compiled front-end assets
 #

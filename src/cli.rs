@@ -137,6 +137,21 @@ pub enum Command {
         #[command(subcommand)]
         target: Target,
     },
+    /// Move a djob or cron to another of its hosts: stop-first across hosts, and from an unreachable host only once the lease is free.
+    #[command(
+        after_help = "The host must be in the worker's `hosts` list. When the host it runs on answers, this is a planned move: stopped and removed there, then started on HOST. When that host does not answer, webdock never guesses it dead: it moves the worker only with [lease] configured and only once the lease store says nobody holds the worker's lease (a holder that cannot reach the store kills its daemon before the store frees the lease).
+
+Examples:
+  webdock failover djob billing --to web2
+  webdock failover cron --to work1"
+    )]
+    Failover {
+        #[command(subcommand)]
+        target: Target,
+        /// The host to run it on (one of its `hosts`).
+        #[arg(long, global = true, value_name = "HOST")]
+        to: Option<String>,
+    },
     /// Show a role's container output.
     Logs {
         /// portal, cron, djob or release

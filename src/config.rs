@@ -7,8 +7,11 @@
 //! command means the same thing from any working directory.
 
 mod hosts;
+mod lease;
+pub mod placement;
 
 pub use hosts::{EngineUrl, HostConfig, Tls};
+pub use lease::{LeaseConfig, MIN_WINDOW as MIN_LEASE_WINDOW};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +85,9 @@ pub struct Config {
     /// its state (history, locks, live link) is apart from the others'.
     pub destination: Option<String>,
     pub require_destination: bool,
+    /// `[lease]`: every djob and cron container holds a PostgreSQL session
+    /// lease beside its daemon (`crate::lease`). None: no lease.
+    pub lease: Option<LeaseConfig>,
 }
 
 impl Config {
@@ -236,6 +242,7 @@ impl Config {
             crate::logging::check(&key, &crate::logging::resolve(raw.logging.as_ref(), role))
                 .map_err(&invalid)?;
         }
+        placement::check("cron.hosts", &raw.cron.hosts, &hosts).map_err(&invalid)?;
         if let Some(z) = &raw.cron.timezone {
             crate::timezone::check(z).map_err(|e| invalid(format!("cron.timezone {z:?} {e}")))?;
         }
@@ -262,6 +269,11 @@ impl Config {
             }
             None => None,
         };
+        let lease = raw
+            .lease
+            .map(|l| lease::check(l, raw.env_file.is_some()))
+            .transpose()
+            .map_err(&invalid)?;
         let mut djobs = Vec::new();
         for (name, d) in raw.djobs {
             check_command(&format!("djobs.{}.command", name.0), &d.command, false)
@@ -282,6 +294,8 @@ impl Config {
                     )));
                 }
             }
+            placement::check(&format!("djobs.{}.hosts", name.0), &d.hosts, &hosts)
+                .map_err(&invalid)?;
             if d.heartbeat.is_some_and(|h| h < Duration::from_secs(1)) {
                 return Err(invalid(format!(
                     "djobs.{}.heartbeat must be at least 1s",
@@ -296,8 +310,12 @@ impl Config {
                 settle: d.settle,
                 heartbeat: d.heartbeat,
                 logging: d.logging,
+                hosts: d.hosts,
+                failover: d.failover,
             });
         }
+        placement::needs_lease(&raw_failovers(&raw.cron, &djobs), lease.is_some())
+            .map_err(&invalid)?;
         Ok(Config {
             path: path.into(),
             project,
@@ -325,6 +343,7 @@ impl Config {
             registry,
             destination: None,
             require_destination: raw.require_destination,
+            lease,
         })
     }
 
@@ -372,3 +391,13 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+
+fn raw_failovers<'a>(cron: &'a Cron, djobs: &'a [Djob]) -> Vec<(String, placement::Failover)> {
+    let mut v = vec![("cron.failover".to_string(), cron.failover)];
+    v.extend(
+        djobs
+            .iter()
+            .map(|d| (format!("djobs.{}.failover", d.name), d.failover)),
+    );
+    v
+}

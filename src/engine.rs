@@ -17,6 +17,7 @@ pub use bollard::errors::Error as BollardError;
 
 mod connect;
 mod exec;
+mod ssh;
 
 pub use connect::Target;
 pub use exec::Held;

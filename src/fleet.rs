@@ -63,6 +63,24 @@ pub async fn connect(cfg: &Config, skip: &[String]) -> anyhow::Result<Vec<Host<D
     Ok(hosts)
 }
 
+/// Connects to every host at once and goes on without those that do not
+/// answer, returned with why: for the on-call verbs, which must work while
+/// a host is down, and which never guess what runs there.
+pub async fn connect_some(
+    cfg: &Config,
+) -> anyhow::Result<(Vec<Host<Docker>>, Vec<(String, String)>)> {
+    let results = join_all(cfg.hosts.iter().map(connect_one)).await;
+    let mut hosts = Vec::new();
+    let mut down = Vec::new();
+    for (h, r) in cfg.hosts.iter().zip(results) {
+        match r {
+            Ok(d) => hosts.push(Host::remote(cfg, h, d)),
+            Err(e) => down.push((h.name.clone(), format!("{} unreachable: {e:#}", h.engine))),
+        }
+    }
+    Ok((hosts, down))
+}
+
 pub async fn connect_one(h: &HostConfig) -> anyhow::Result<Docker> {
     let target = match &h.engine {
         EngineUrl::Unix(p) => Target::Unix(p),

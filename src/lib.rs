@@ -18,6 +18,8 @@ pub mod heartbeat;
 pub mod history;
 pub mod host;
 pub mod layout;
+pub mod lease;
+pub mod lease_store;
 pub mod lock;
 pub mod logging;
 pub mod names;

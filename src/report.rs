@@ -13,7 +13,7 @@ use crate::history::{self, Entry};
 use crate::host::Host;
 use crate::lock::Holder;
 use crate::plan::{self, Observed};
-use crate::roles::{Color, LABEL_TAG};
+use crate::roles::{Color, Role, LABEL_TAG};
 
 /// One role's container, or its absence.
 #[derive(Debug, Clone, Serialize)]
@@ -146,6 +146,33 @@ pub struct StatusReport {
 }
 
 /// Looks at the host; never takes a lock and never changes anything.
+/// Whether `host` shows a row for the worker (a host of its placement),
+/// and whether a missing container there is a problem: on a fleet of one
+/// always; on a fleet, where `failover = "auto"` puts one on every listed
+/// host, or where one is (the fleet view says where a manual one should
+/// run).
+fn placed_here<E: Engine>(
+    cfg: &Config,
+    host: &Host<E>,
+    role: &Role,
+    obs: &plan::Observed,
+) -> (bool, bool) {
+    if cfg.hosts.is_empty() {
+        return (true, true);
+    }
+    let (hosts, failover) = cfg.placement(role);
+    let listed = hosts.contains(&host.name);
+    let present = match role {
+        Role::Cron => obs.cron().is_some(),
+        Role::Djob(n) => obs.djob(n).is_some(),
+        _ => false,
+    };
+    (
+        listed || present,
+        present || (listed && failover == crate::config::placement::Failover::Auto),
+    )
+}
+
 pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<StatusReport> {
     let containers = host.engine.list_containers(&cfg.project).await?;
     let (live, link_problem) = match host.live().await {
@@ -175,7 +202,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
     let djobs = cfg
         .djobs
         .iter()
-        .filter(|_| host.runs("worker"))
+        .filter(|d| placed_here(cfg, host, &Role::Djob(d.name.clone()), &obs).0)
         .map(|d| DjobRow {
             name: d.name.clone(),
             heartbeat: heartbeat_view(cfg, d),
@@ -186,12 +213,13 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
     let (entries, torn) = history::read(&hist_path).unwrap_or_default();
     // A host without the worker role (a portal-only fleet host) runs no
     // cron and no djobs: nothing to miss there.
-    let workers_here = host.runs("worker");
-    let names: Vec<String> = if workers_here {
-        cfg.djobs.iter().map(|d| d.name.clone()).collect()
-    } else {
-        vec![]
-    };
+    let names: Vec<String> = cfg
+        .djobs
+        .iter()
+        .filter(|d| placed_here(cfg, host, &Role::Djob(d.name.clone()), &obs).1)
+        .map(|d| d.name.clone())
+        .collect();
+    let (cron_shown, cron_expected) = placed_here(cfg, host, &Role::Cron, &obs);
     let mut current = std::collections::HashMap::new();
     for tag in obs.tags_in_use() {
         let reference = format!("{}:{tag}", cfg.image);
@@ -202,7 +230,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
     let mut warnings = plan::warnings(
         &obs,
         &names,
-        cfg.cron.enabled && workers_here,
+        cfg.cron.enabled && cron_expected,
         &cfg.image,
         &current,
     );
@@ -222,7 +250,7 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
             tag: obs.live_tag().map(str::to_owned),
         }),
         portals,
-        cron: (cfg.cron.enabled && host.runs("worker")).then(|| Row::of(obs.cron(), &digests)),
+        cron: (cfg.cron.enabled && cron_shown).then(|| Row::of(obs.cron(), &digests)),
         djobs,
         releases: obs
             .containers

@@ -170,6 +170,11 @@ pub struct Specs<'a> {
     secrets: BTreeMap<String, String>,
     /// The paths of the host the containers run on (sockets, heartbeats).
     layout: crate::layout::Layout,
+    /// The host's name as errors and the lease holder name it (`local`
+    /// for the fleet of one).
+    host: String,
+    /// `[lease]`'s URL, read from the env file once.
+    lease_dsn: Option<String>,
 }
 
 impl<'a> Specs<'a> {
@@ -178,11 +183,37 @@ impl<'a> Specs<'a> {
             Some(p) => read_env_file(p)?,
             None => BTreeMap::new(),
         };
+        let lease_dsn = cfg.lease_dsn()?;
         Ok(Specs {
             cfg,
             secrets,
             layout: cfg.layout(),
+            host: "local".into(),
+            lease_dsn,
         })
+    }
+
+    /// Specs for containers on the host named `name` (`WEBDOCK_HOST`).
+    pub fn named(mut self, name: &str) -> Specs<'a> {
+        self.host = name.to_string();
+        self
+    }
+
+    /// The lease variables of a djob (`Some(name)`) or cron container.
+    fn lease_env(&self, env: &mut BTreeMap<String, String>, djob: Option<&str>) {
+        let (Some(l), Some(dsn)) = (&self.cfg.lease, &self.lease_dsn) else {
+            return;
+        };
+        env.insert("WEBDOCK_LEASE_DSN".into(), dsn.clone());
+        env.insert(
+            "WEBDOCK_LEASE_NAME".into(),
+            crate::lease::name(&self.cfg.project, djob),
+        );
+        env.insert(
+            "WEBDOCK_LEASE_WINDOW".into(),
+            crate::lease::window_secs(l.window).to_string(),
+        );
+        env.insert("WEBDOCK_HOST".into(), self.host.clone());
     }
 
     /// Specs for containers on a host with paths of its own.
@@ -225,11 +256,13 @@ impl<'a> Specs<'a> {
                 grace = cfg.cron.stop_grace;
                 env.insert("WEBDOCK_STOP_GRACE".into(), grace.as_secs().to_string());
                 env.insert("WEBDOCK_TIMEZONE".into(), cfg.cron_timezone());
+                self.lease_env(&mut env, None);
                 role_log = cfg.cron.logging.as_ref();
             }
             Role::Djob(n) => {
                 labels.insert(LABEL_DJOB.into(), n.clone());
                 env.insert("WEBDOCK_DJOB".into(), n.clone());
+                self.lease_env(&mut env, Some(n));
                 if let Some(d) = cfg.djob(n) {
                     grace = d.stop_grace;
                     env.extend(d.env.clone());
@@ -334,5 +367,43 @@ mod tests {
             .contains(&"WEBDOCK_TIMEZONE=Europe/Amsterdam".to_string()));
         assert_eq!(c.log.as_ref().unwrap().driver, "journald");
         assert!(c.log.as_ref().unwrap().options.is_empty());
+    }
+
+    #[test]
+    fn the_lease_reaches_cron_and_djobs_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("app.env");
+        std::fs::write(&env, "LEASE_DATABASE_URL=postgresql://db/app\n").unwrap();
+        std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let cfg = Config::parse(
+            &dir.path().join("webdock.toml"),
+            "project = \"demo\"\nenv_file = \"app.env\"\n[lease]\npostgres = \"LEASE_DATABASE_URL\"\nwindow = \"4s\"\n[djobs.billing]\ncommand = [\"x\"]\n",
+        )
+        .unwrap();
+        let tag = Tag::parse("1.0.0").unwrap();
+        let s = Specs::new(&cfg).unwrap().named("work1");
+        let d = s.spec(&Role::Djob("billing".into()), &tag);
+        for e in [
+            "WEBDOCK_LEASE_DSN=postgresql://db/app",
+            "WEBDOCK_LEASE_NAME=demo/billing",
+            "WEBDOCK_LEASE_WINDOW=4",
+            "WEBDOCK_HOST=work1",
+        ] {
+            assert!(d.env.contains(&e.to_string()), "{e}: {:?}", d.env);
+        }
+        let c = s.spec(&Role::Cron, &tag);
+        assert!(c.env.contains(&"WEBDOCK_LEASE_NAME=demo/cron".to_string()));
+        let p = s.spec(&Role::Portal(Color::Blue), &tag);
+        assert!(!p.env.iter().any(|e| e.starts_with("WEBDOCK_LEASE")));
+        // the fleet of one is "local"
+        let d = Specs::new(&cfg)
+            .unwrap()
+            .spec(&Role::Djob("billing".into()), &tag);
+        assert!(d.env.contains(&"WEBDOCK_HOST=local".to_string()));
+        // a missing variable stops the command before any container
+        std::fs::write(&env, "OTHER=1\n").unwrap();
+        let e = format!("{:#}", Specs::new(&cfg).err().unwrap());
+        assert!(e.contains("LEASE_DATABASE_URL"), "{e}");
     }
 }

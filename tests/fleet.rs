@@ -3,148 +3,13 @@
 //! host nginx and sshd; the load balancer on the controller. All of them
 //! flip, or none does; zero failed requests through the balancer.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::Ordering;
 
 mod common;
+use common::fleet::Fleet;
 use common::rig::Rig;
 use common::*;
-
-/// A project whose `[hosts]` are the rig's hosts, each with paths of its
-/// own (the rig's hosts share this machine's filesystem).
-struct Fleet {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-}
-
-impl Fleet {
-    fn new(rig: &Rig, hosts: &[&str], ssh: &[&str]) -> Fleet {
-        let dir = tempfile::Builder::new()
-            .prefix("wdfleet-")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let d = dir.path().display().to_string();
-        let certs = rig.cert_path();
-        let mut text = format!(
-            r#"project = "fl{id}"
-image = "{IMAGE}"
-app = "{app}"
-crontab = "crontab"
-socket_root = "{d}/ctl/run"
-state_root = "{d}/ctl/state"
-volumes = ["{d}/data:/data"]
-[env]
-DJANGO_ALLOWED_HOSTS = "*"
-DJANGO_SECRET_KEY = "test-not-secret"
-[portal]
-processes = 2
-stop_grace = "10s"
-[health]
-consecutive = 3
-interval = "100ms"
-deadline = "30s"
-[cron]
-stop_grace = "5s"
-[djobs.billing]
-command = ["python", "manage.py", "djob", "billing"]
-stop_grace = "5s"
-[djobs.email2fax]
-command = ["python", "manage.py", "djob", "email2fax"]
-stop_grace = "5s"
-"#,
-            id = rig.id,
-            app = repo_root().join("examples/portal").display(),
-        );
-        for (i, name) in hosts.iter().enumerate() {
-            let h = rig.host(name);
-            let engine = if ssh.contains(name) {
-                h.ssh.clone()
-            } else {
-                h.docker_tcp.clone()
-            };
-            let tls = if engine.starts_with("tcp://") && h.tls {
-                format!(
-                    "tls = {{ ca = \"{c}/ca.pem\", cert = \"{c}/cert.pem\", key = \"{c}/key.pem\" }}\n",
-                    c = certs.display()
-                )
-            } else {
-                String::new()
-            };
-            let roles = if i == 0 {
-                "[\"portal\", \"worker\"]"
-            } else {
-                "[\"portal\"]"
-            };
-            text.push_str(&format!(
-                "[hosts.{name}]\nengine = \"{engine}\"\n{tls}roles = {roles}\npublic_url = \"{url}/health/\"\nsocket_root = \"{d}/{name}/run\"\nstate_root = \"{d}/{name}/state\"\n",
-                url = h.nginx_url
-            ));
-        }
-        let config = dir.path().join("webdock.toml");
-        std::fs::write(&config, text).unwrap();
-        let f = Fleet { dir, config };
-        for name in hosts {
-            let snip = f.ok(rig, &["nginx-snippet", "--host", name]);
-            std::fs::write(&rig.host(name).nginx_include, snip).unwrap();
-            rig.reload_nginx(name);
-        }
-        f
-    }
-
-    fn cmd(&self, rig: &Rig) -> Command {
-        let mut c = Command::new(bin());
-        c.arg("-c").arg(&self.config).env("PATH", rig.path_env());
-        c
-    }
-
-    fn webdock(&self, rig: &Rig, args: &[&str]) -> Output {
-        run(self.cmd(rig).args(args))
-    }
-
-    fn ok(&self, rig: &Rig, args: &[&str]) -> String {
-        let o = self.webdock(rig, args);
-        assert!(
-            o.status.success(),
-            "webdock {args:?} exited {:?}\n{}",
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn history(&self) -> Vec<serde_json::Value> {
-        let project = std::fs::read_to_string(&self.config)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .split('"')
-            .nth(1)
-            .unwrap()
-            .to_string();
-        let h = self
-            .dir
-            .path()
-            .join("ctl/state")
-            .join(project)
-            .join("history.jsonl");
-        std::fs::read_to_string(h)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
 
 /// The release each host's nginx serves, by host.
 fn served(rig: &Rig, hosts: &[&str]) -> Vec<String> {
@@ -448,8 +313,24 @@ fn a_whole_promote_over_ssh() {
     let rig = Rig::up(1);
     rig.load(&[&format!("{IMAGE}:1.0.0")]);
     let f = Fleet::new(&rig, &["web1"], &["web1"]);
+    let sshd_log = rig.dir().join("logs/web1-sshd.log");
+    let logins = || {
+        std::fs::read_to_string(&sshd_log)
+            .unwrap_or_default()
+            .matches("Accepted ")
+            .count()
+    };
+    let before = logins();
     f.ok(&rig, &["promote", "1.0.0"]);
     all_serve(&rig, &["web1"], "1.0.0");
+    // One ssh connection carries the whole promote (a master per HTTP
+    // connection ran into sshd's MaxStartups under load and failed a
+    // `docker create` with "client error (Connect)").
+    let used = logins() - before;
+    assert!(
+        (1..=2).contains(&used),
+        "the promote logged in {used} times over ssh; one connection should carry it"
+    );
     let st: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["status", "--json"])).unwrap();
     assert_eq!(st["hosts"][0]["reachable"], true, "{st}");
     assert_eq!(st["hosts"][0]["status"]["live"]["tag"], "1.0.0", "{st}");

@@ -67,6 +67,18 @@ pub fn djob_run_script(d: &Djob) -> String {
     )
 }
 
+/// The djob's argv, each argument NUL-terminated: what the lease holder
+/// runs (`lease --argv-file`) in place of the `run` script, whose
+/// `s6-setuidgid` would clear the daemon's parent-death signal.
+pub fn djob_argv(d: &Djob) -> Vec<u8> {
+    let mut out = Vec::new();
+    for a in &d.command {
+        out.extend_from_slice(a.as_bytes());
+        out.push(0);
+    }
+    out
+}
+
 /// Files of the image's rootfs overlay, with the mode they need: scripts
 /// (`#!`) are executable, everything else is read-only data.
 fn rootfs_entries(dir: &Dir<'static>, out: &mut Vec<Entry>) {
@@ -215,6 +227,11 @@ pub fn context_entries(
             0o755,
             djob_run_script(d),
         ));
+        out.push(inline(
+            format!(".webdock/djobs/{}/argv", d.name),
+            0o644,
+            djob_argv(d),
+        ));
     }
     out.push(inline(".webdock/crontab", 0o644, crontab(cfg)?));
     out.push(inline(
@@ -284,6 +301,11 @@ pub fn webdock_files(cfg: &Config) -> Result<Vec<(String, u32, Vec<u8>)>, BuildE
             0o755,
             djob_run_script(d).into_bytes(),
         ));
+        out.push((
+            format!("etc/webdock/djobs/{}/argv", d.name),
+            0o644,
+            djob_argv(d),
+        ));
     }
     out.push(("etc/webdock/crontab".into(), 0o644, crontab(cfg)?));
     Ok(out)
@@ -318,6 +340,8 @@ mod tests {
             settle: Duration::from_secs(1),
             heartbeat: None,
             logging: None,
+            hosts: vec![],
+            failover: Default::default(),
         };
         let s = djob_run_script(&d);
         assert!(s.starts_with("#!/usr/bin/execlineb -P\n"));

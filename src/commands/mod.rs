@@ -5,6 +5,7 @@
 mod build;
 mod check;
 mod deliver;
+mod failover;
 mod host;
 mod pin;
 mod promote;
@@ -77,6 +78,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restart { target } => restart::run(&cfg()?, Verb::Restart, target, out).await,
         Command::Stop { target } => restart::run(&cfg()?, Verb::Stop, target, out).await,
         Command::Start { target } => restart::run(&cfg()?, Verb::Start, target, out).await,
+        Command::Failover { target, to } => {
+            failover::failover(&cfg()?, target, to.as_deref(), out).await
+        }
         Command::Logs {
             role,
             name,

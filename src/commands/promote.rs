@@ -133,6 +133,7 @@ async fn fleet(
         cfg,
         hosts: deployers,
         skipped: skip.to_vec(),
+        unreachable: vec![],
         out,
         digest,
     };

@@ -20,7 +20,7 @@ pub enum Verb {
     Start,
 }
 
-fn role_of(cfg: &Config, t: &Target) -> anyhow::Result<Option<Role>> {
+pub(super) fn role_of(cfg: &Config, t: &Target) -> anyhow::Result<Option<Role>> {
     Ok(Some(match t {
         Target::Djob { name } => {
             if cfg.djob(name).is_none() {
@@ -51,6 +51,9 @@ pub async fn run(cfg: &Config, verb: Verb, target: &Target, out: Out) -> anyhow:
     let role = role_of(cfg, target)?;
     if role.is_none() && verb != Verb::Restart {
         bail!(Usage("the portal is started and stopped by promote and rollback\nhint: webdock restart portal".into()));
+    }
+    if let (false, Some(role)) = (cfg.hosts.is_empty(), &role) {
+        return super::failover::oncall(cfg, verb, role, out).await;
     }
     let host = super::local_host(cfg).await?;
     let d = Deployer::new(cfg, &host, out)?; // the env file, before any change

@@ -78,6 +78,17 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
             e.tag
         ));
     }
+    let leases = match crate::lease_store::views(cfg, &super::failover::worker_roles(cfg)).await {
+        Ok(l) => l,
+        Err(e) => {
+            warnings.push(format!(
+                "the lease store cannot be read ({}): who holds each worker's lease is unknown",
+                format!("{e:#}").lines().next().unwrap_or_default()
+            ));
+            None
+        }
+    };
+    let workers = super::failover::workers_view(cfg, &reports, leases.as_deref(), &mut warnings);
     if out.json {
         let hosts: Vec<serde_json::Value> = reports
             .iter()
@@ -91,6 +102,7 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         out.data_pretty(&serde_json::json!({
             "project": cfg.project,
             "hosts": hosts,
+            "workers": workers,
             "history": entries.iter().rev().take(5).collect::<Vec<_>>(),
             "warnings": warnings,
         }))?;
@@ -104,10 +116,55 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         }
         out.data("");
     }
+    out.data("== workers");
+    for w in &workers {
+        out.data(&format!(
+            "{:<22} {:<24} hosts {}{}",
+            w["role"].as_str().unwrap_or("?"),
+            match w["running_on"].as_array().map(|a| a.len()) {
+                Some(0) | None => "running nowhere".to_string(),
+                _ => format!("running on {}", join(&w["running_on"])),
+            },
+            join(&w["hosts"]),
+            if w["failover"] == "auto" {
+                " (failover auto)"
+            } else {
+                ""
+            }
+        ));
+        if let Some(l) = w.get("lease").filter(|l| !l.is_null()) {
+            out.data(&format!(
+                "{:<22} lease {}: {}",
+                "",
+                l["name"].as_str().unwrap_or("?"),
+                if l["held"] == true {
+                    format!(
+                        "held by {} (epoch {}) since {}",
+                        l["holder"].as_str().unwrap_or("?"),
+                        l["epoch"],
+                        l["since"].as_str().unwrap_or("?")
+                    )
+                } else {
+                    "free".to_string()
+                }
+            ));
+        }
+    }
     for w in &warnings {
         out.warn(w);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn join(v: &serde_json::Value) -> String {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 fn or_dash(s: Option<&str>) -> &str {

@@ -61,6 +61,7 @@ pub(super) struct Raw {
     /// Refuse to run without `-d NAME` (see `config::destination`).
     #[serde(default)]
     pub(super) require_destination: bool,
+    pub(super) lease: Option<lease::RawLease>,
 }
 
 pub(super) fn d_app() -> PathBuf {

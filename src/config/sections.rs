@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::*;
 use crate::logging::LogSettings;
+use placement::Failover;
 
 /// A project or djob name, checked while parsing so the error carries a line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -154,6 +155,11 @@ pub struct Cron {
     pub timezone: Option<String>,
     /// Overrides `[logging]` for the cron container.
     pub logging: Option<LogSettings>,
+    /// Where cron runs across the fleet: the first host, then standbys.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub failover: Failover,
 }
 pub(super) fn d_cron_settle() -> Duration {
     Duration::from_secs(1)
@@ -172,6 +178,8 @@ impl Default for Cron {
             settle: d_cron_settle(),
             timezone: None,
             logging: None,
+            hosts: vec![],
+            failover: Failover::Manual,
         }
     }
 }
@@ -216,6 +224,10 @@ pub(super) struct RawDjob {
     #[serde(default, with = "humantime_serde")]
     pub(super) heartbeat: Option<Duration>,
     pub(super) logging: Option<LogSettings>,
+    #[serde(default)]
+    pub(super) hosts: Vec<String>,
+    #[serde(default)]
+    pub(super) failover: Failover,
 }
 pub(super) fn d_settle() -> Duration {
     Duration::from_secs(2)
@@ -237,6 +249,9 @@ pub struct Djob {
     pub heartbeat: Option<Duration>,
     /// Overrides `[logging]` for this djob's container.
     pub logging: Option<LogSettings>,
+    /// Where it runs across the fleet: the first host, then standbys.
+    pub hosts: Vec<String>,
+    pub failover: Failover,
 }
 
 /// `[proxy]`: the host nginx side.

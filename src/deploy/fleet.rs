@@ -26,6 +26,7 @@ use crate::plan::fleet::{self as decide, AfterFlip, AfterPrepare, FlipOutcome};
 use crate::plan::{self, Observed, PromotePlan};
 
 mod rollback;
+mod workers;
 use crate::roles::Role;
 
 /// One fleet command: a deployer per reachable host.
@@ -34,6 +35,9 @@ pub struct Fleet<'a, E: Engine> {
     pub hosts: Vec<Deployer<'a, E>>,
     /// Left out with `--skip-host` (recorded; `status` warns they are behind).
     pub skipped: Vec<String>,
+    /// Hosts that did not answer (the on-call verbs go on without them, but
+    /// never guess what runs there): name and why.
+    pub unreachable: Vec<(String, String)>,
     pub out: Out,
     /// The digest this release runs (`promote` with a registry).
     pub digest: Option<String>,
@@ -59,21 +63,6 @@ impl<'a, E: Engine> Fleet<'a, E> {
             .iter()
             .find(|d| Some(d.host.name.as_str()) == named)
             .unwrap_or(&self.hosts[0])
-    }
-
-    /// Hosts that run cron and the djobs: those with the `worker` role,
-    /// else the release host.
-    fn worker_hosts(&self) -> Vec<&Deployer<'a, E>> {
-        let w: Vec<_> = self
-            .hosts
-            .iter()
-            .filter(|d| d.host.runs("worker"))
-            .collect();
-        if w.is_empty() {
-            vec![self.release_host()]
-        } else {
-            w
-        }
     }
 
     async fn check(&self, tag: &Tag) -> anyhow::Result<Vec<Seen>> {
@@ -352,20 +341,9 @@ impl<'a, E: Engine> Fleet<'a, E> {
         }
         super::killpoint("fleet-flipped");
         if intent.is_release() {
-            let results = join_all(self.worker_hosts().into_iter().map(|d| async move {
-                (
-                    d.host.name.clone(),
-                    d.replace_workers(tag, intent).await.map(|_| ()),
-                )
-            }))
-            .await;
-            let errors = host_errors(results);
-            if !errors.is_empty() {
-                bail!(
-                    "the portals serve {tag} on every host, but workers failed\n{}",
-                    errors.join("\n")
-                );
-            }
+            self.place_workers(tag).await.map_err(|e| {
+                anyhow!("the portals serve {tag} on every host, but workers failed: {e:#}")
+            })?;
         }
         Ok(())
     }

@@ -81,7 +81,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
         Ok(Deployer {
             cfg,
             host,
-            specs: Specs::new(cfg)?.on(&host.layout),
+            specs: Specs::new(cfg)?.on(&host.layout).named(&host.name),
             out,
             digest: None,
             steps: steps::StepLog::new(
@@ -230,7 +230,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
     }
 }
 
-fn parse_label(tag: &str) -> anyhow::Result<Tag> {
+pub fn parse_label(tag: &str) -> anyhow::Result<Tag> {
     Tag::parse(tag).map_err(|e| anyhow!("history or a label names a bad tag {tag:?}: {e}"))
 }
 

@@ -1,6 +1,6 @@
 //! Connecting to a fleet host's engine: a unix socket, plain or mutual-TLS
-//! TCP, or ssh (bollard runs `docker system dial-stdio` on the host through
-//! the system's ssh and the user's ssh config). The API version is
+//! TCP, or ssh (`docker system dial-stdio` on the host through the system's
+//! ssh and the user's ssh config, one connection per host: see `ssh.rs`). The API version is
 //! negotiated, as for the local engine.
 
 use std::path::Path;
@@ -34,9 +34,7 @@ impl Docker {
                 addr,
                 tls: Some((ca, cert, key)),
             } => bollard::Docker::connect_with_ssl(addr, key, cert, ca, CLIENT_TIMEOUT, v),
-            Target::Ssh(a) => {
-                bollard::Docker::connect_with_ssh(&format!("ssh://{a}"), CLIENT_TIMEOUT, v, None)
-            }
+            Target::Ssh(a) => super::ssh::connect(a, CLIENT_TIMEOUT),
         }
         .map_err(EngineError::Connect)?;
         let d = tokio::time::timeout(within, d.negotiate_version())

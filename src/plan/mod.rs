@@ -8,6 +8,7 @@
 
 mod decide;
 pub mod fleet;
+pub mod placement;
 mod release;
 mod warnings;
 

@@ -13,6 +13,7 @@
 
 pub mod dockerd;
 pub mod dockerd_dl;
+pub mod fleet;
 pub mod freeze;
 pub mod load;
 pub mod rig;

@@ -4,10 +4,13 @@ DJANGO_SECRET_KEY     required at runtime (a fixed fallback only when WEBDOCK_BU
                       which the image build sets for collectstatic)
 DJANGO_ALLOWED_HOSTS  comma-separated, default "localhost,127.0.0.1"
 WEBDOCK_DATA          data directory (default /data): db.sqlite3 and logs/
+DATABASE_URL          postgresql://USER:PASSWORD@HOST:PORT/NAME (the fleet: one database
+                      for every host); unset: SQLite in WEBDOCK_DATA
 WEBDOCK_RELEASE       release tag, set in the image by webdock build (shown in X-Release)
 """
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -67,16 +70,42 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "portal.wsgi.application"
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "db.sqlite3",
-        "OPTIONS": {
-            "timeout": 20,
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        },
+
+
+def postgres(url):
+    """DATABASE_URL as Django's settings, parsed with the standard library."""
+    u = urlsplit(url)
+    if u.scheme not in ("postgres", "postgresql"):
+        raise ImproperlyConfigured(f"DATABASE_URL: scheme {u.scheme!r} is not postgresql")
+    options = dict(parse_qsl(u.query))
+    # A transaction left open by a frozen process (docker pause) would block
+    # the lease holder's epoch bump, and with it the next daemon's start.
+    options.setdefault("options", "-c idle_in_transaction_session_timeout=10s")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(u.path.lstrip("/")) or "postgres",
+        "USER": unquote(u.username or ""),
+        "PASSWORD": unquote(u.password or ""),
+        "HOST": u.hostname or "",
+        "PORT": str(u.port or ""),
+        "OPTIONS": options,
     }
-}
+
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": postgres(DATABASE_URL)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            "OPTIONS": {
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

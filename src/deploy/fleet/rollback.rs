@@ -79,22 +79,9 @@ impl<E: Engine> Fleet<'_, E> {
             );
         }
         self.flip_all(tag, warm).await?;
-        let results = join_all(self.worker_hosts().into_iter().map(|d| async move {
-            (
-                d.host.name.clone(),
-                d.replace_workers(tag_ref, Intent::Rollback)
-                    .await
-                    .map(|_| ()),
-            )
-        }))
-        .await;
-        let errors = host_errors(results);
-        if !errors.is_empty() {
-            bail!(
-                "traffic is on {tag}, but workers failed\n{}",
-                errors.join("\n")
-            );
-        }
+        self.place_workers(tag_ref)
+            .await
+            .map_err(|e| anyhow!("traffic is on {tag}, but workers failed: {e:#}"))?;
         Ok(())
     }
 
