@@ -137,18 +137,27 @@ pub enum Command {
         #[command(subcommand)]
         target: Target,
     },
-    /// Move a djob or cron to another of its hosts: stop-first across hosts, and from an unreachable host only once the lease is free.
+    /// Move cron or a djob to another of its hosts (with [hosts]): stop-first across hosts, never off a host guessed dead.
     #[command(
-        after_help = "The host must be in the worker's `hosts` list. When the host it runs on answers, this is a planned move: stopped and removed there, then started on HOST. When that host does not answer, webdock never guesses it dead: it moves the worker only with [lease] configured and only once the lease store says nobody holds the worker's lease (a holder that cannot reach the store kills its daemon before the store frees the lease).
+        after_help = "HOST must be one of the worker's `hosts` in webdock.toml.
+
+A planned move (the host it runs on answers): its container is stopped and removed on every host that has it, each removal confirmed, and only then created on HOST, on the tag it ran. Down time is about one stop plus one start.
+
+Off a host that does not answer: webdock cannot tell a dead host from a cut-off one, and never guesses. Without [lease] the move is refused. With [lease] it goes ahead only once the lease store says nobody holds the worker's lease: the holder on the cut-off host kills its daemon when it cannot confirm the lease within half the window, and the server frees the lease only after the whole window. Until then it exits 1, naming the host and who holds the lease: run it again after the window.
+
+With failover = \"auto\" a standby takes over by itself; `failover --to` then runs the worker on HOST alone until the next promote, rollback or restart starts its standbys again.
+
+`webdock status` shows where each worker runs and who holds its lease. Exit codes: 0 moved, 1 refused or failed, 2 bad usage or config.
 
 Examples:
-  webdock failover djob billing --to web2
-  webdock failover cron --to work1"
+  webdock failover djob billing --to web3
+  webdock failover cron --to web2
+  webdock --json failover djob billing --to web3"
     )]
     Failover {
         #[command(subcommand)]
         target: Target,
-        /// The host to run it on (one of its `hosts`).
+        /// The host to run it on: one of its `hosts` that answers.
         #[arg(long, global = true, value_name = "HOST")]
         to: Option<String>,
     },
