@@ -145,7 +145,7 @@ A planned move (the host it runs on answers): its container is stopped and remov
 
 Off a host that does not answer: webdock cannot tell a dead host from a cut-off one, and never guesses. Without [lease] the move is refused. With [lease] it goes ahead only once the lease store says nobody holds the worker's lease: the holder on the cut-off host kills its daemon when it cannot confirm the lease within half the window, and the server frees the lease only after the whole window. Until then it exits 1, naming the host and who holds the lease: run it again after the window.
 
-With failover = \"auto\" a standby takes over by itself; `failover --to` then runs the worker on HOST alone until the next promote, rollback or restart starts its standbys again.
+With failover = \"auto\" a standby takes over by itself; `failover --to` starts the worker on HOST first (it takes the lease), then on its other hosts, which stand by.
 
 `webdock status` shows where each worker runs and who holds its lease. Exit codes: 0 moved, 1 refused or failed, 2 bad usage or config.
 

@@ -123,11 +123,15 @@ async fn run(
         }
     }
     if verb == Some(Verb::Start) && !running_on.is_empty() {
-        out.data(&format!(
-            "{}: already running on {}",
-            role.describe(),
-            running_on.join(", ")
-        ));
+        if out.json {
+            out.data_json(&json!({ "role": role.describe(), "action": "already running", "running_on": running_on }));
+        } else {
+            out.data(&format!(
+                "{}: already running on {}",
+                role.describe(),
+                running_on.join(", ")
+            ));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if verb == Some(Verb::Stop) {
@@ -137,9 +141,12 @@ async fn run(
         Some(t) => t,
         None => live_tag(&f).await?,
     };
+    // The lease matters only when a host that may run it does not answer.
     let lease_free = match to {
-        Some(_) => crate::lease_store::free_for(cfg, role, out).await?,
-        None => false,
+        Some(_) if !f.unreachable.is_empty() => {
+            crate::lease_store::free_for(cfg, role, out).await?
+        }
+        _ => false,
     };
     let placed = f.place(role, &tag, to, lease_free).await?;
     let hosts: Vec<&str> = placed.started.iter().map(|(h, _)| h.as_str()).collect();
@@ -217,12 +224,21 @@ async fn stop<E: Engine>(
     if stopped.is_empty() {
         bail!("{} has no container on any host", role.describe());
     }
-    out.data(&format!(
-        "{}: stopped on {} in {:.2} s",
-        role.describe(),
-        stopped.join(", "),
-        t.elapsed().as_secs_f64()
-    ));
+    if out.json {
+        out.data_json(&json!({
+            "role": role.describe(),
+            "action": "stopped",
+            "stopped_on": stopped,
+            "down_ms": t.elapsed().as_millis(),
+        }));
+    } else {
+        out.data(&format!(
+            "{}: stopped on {} in {:.2} s",
+            role.describe(),
+            stopped.join(", "),
+            t.elapsed().as_secs_f64()
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

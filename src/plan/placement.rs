@@ -105,8 +105,17 @@ pub fn place(
         seen.iter()
             .any(|(x, s)| x == h && !matches!(s, Seen::Unreachable(_)))
     };
-    let start: Vec<String> = if p.auto && to.is_none() {
-        p.hosts.iter().filter(|h| reachable(h)).cloned().collect()
+    let start: Vec<String> = if p.auto {
+        // Every listed host runs a container; one named by `--to` first,
+        // so that it takes the lease before the standbys start.
+        let mut v: Vec<String> = to.map(str::to_string).into_iter().collect();
+        v.extend(
+            p.hosts
+                .iter()
+                .filter(|h| reachable(h) && Some(h.as_str()) != to)
+                .cloned(),
+        );
+        v
     } else {
         let here = |want: bool| {
             seen.iter()
@@ -280,5 +289,11 @@ mod tests {
         let s = seen(&[("work1", Seen::Unreachable("x".into())), ("web2", up("t1"))]);
         assert!(matches!(place(p, &s, None, false), Move::Refuse(_)));
         assert_eq!(place(p, &s, None, true), go(&["web2"], &["web2"]));
+        // failover --to a standby: it starts first, the rest stand by again.
+        let s = seen(&[("work1", up("t1")), ("web2", up("t1"))]);
+        assert_eq!(
+            place(p, &s, Some("web2"), false),
+            go(&["work1", "web2"], &["web2", "work1"])
+        );
     }
 }

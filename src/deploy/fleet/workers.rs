@@ -110,14 +110,27 @@ impl<E: Engine> Fleet<'_, E> {
             );
         }
         killpoint(&format!("fleet-worker-removed:{who}"));
-        let started = join_all(start.iter().map(|h| async move {
-            let r = match self.deployer(h) {
-                Ok(d) => d.replace(role, tag).await,
-                Err(e) => Err(e),
-            };
-            (h.clone(), r)
-        }))
-        .await;
+        let start_on = |h: &String| {
+            let h = h.clone();
+            async move {
+                let r = match self.deployer(&h) {
+                    Ok(d) => d.replace(role, tag).await,
+                    Err(e) => Err(e),
+                };
+                (h, r)
+            }
+        };
+        // A host named by `--to` first (with auto, it takes the lease
+        // before the standbys start), then the rest side by side.
+        let mut started = Vec::new();
+        let rest = match (to, start.split_first()) {
+            (Some(_), Some((first, rest))) => {
+                started.push(start_on(first).await);
+                rest
+            }
+            _ => &start[..],
+        };
+        started.extend(join_all(rest.iter().map(start_on)).await);
         let mut ok = Vec::new();
         let mut errors = Vec::new();
         for (h, r) in started {
