@@ -9,14 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 mod common;
 use common::fleet::Fleet;
 use common::rig::Rig;
+use common::watch::Watcher;
 use common::*;
 
 const WINDOW: u64 = 6;
@@ -60,61 +59,9 @@ fn billing_hosts(project: &str) -> Vec<String> {
     hosts
 }
 
-struct Watcher {
-    stop: Arc<AtomicBool>,
-    max: Arc<AtomicUsize>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
-impl Watcher {
-    fn start(project: &str) -> Watcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let max = Arc::new(AtomicUsize::new(0));
-        let (s, m, p) = (stop.clone(), max.clone(), project.to_string());
-        let handle = thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                m.fetch_max(billing_hosts(&p).len(), Ordering::Relaxed);
-                thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Watcher {
-            stop,
-            max,
-            handle: Some(handle),
-        }
-    }
-
-    fn max(&self) -> usize {
-        self.max.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn wait_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The one billing daemon's host, once there is exactly one.
 fn one_billing(project: &str, secs: u64) -> String {
-    wait_until(secs, "exactly one billing daemon", || {
+    wait_for(secs, "exactly one billing daemon", || {
         let h = billing_hosts(project);
         (h.len() == 1).then(|| h[0].clone())
     })
@@ -180,7 +127,10 @@ fn with_auto_failover_the_standby_takes_over_only_after_the_old_daemon_is_dead()
     rig.load(&[&format!("{IMAGE}:1.0.0")]);
     let f = fleet(&rig, "auto", WINDOW);
     let project = format!("fl{}", rig.id);
-    let watch = Watcher::start(&project);
+    let watch = {
+        let p = project.clone();
+        Watcher::start(move || billing_hosts(&p).len())
+    };
     f.ok(&rig, &["promote", "1.0.0"]);
     // A container on both hosts; one daemon, where the lease is.
     let first = one_billing(&project, 60);
@@ -199,7 +149,7 @@ fn with_auto_failover_the_standby_takes_over_only_after_the_old_daemon_is_dead()
     thread::sleep(Duration::from_secs(3)); // some charges under the first epoch
     rig.cut(&first);
     let cut = Instant::now();
-    let took = wait_until(WINDOW * 4 + 30, "billing on the standby", || {
+    let took = wait_for(WINDOW * 4 + 30, "billing on the standby", || {
         (billing_hosts(&project) == vec![other.to_string()]).then(|| cut.elapsed())
     });
     eprintln!(
@@ -226,7 +176,7 @@ fn with_auto_failover_the_standby_takes_over_only_after_the_old_daemon_is_dead()
 
     // cron on two hosts under one lease: one run per minute, fleet-wide.
     let log = f.path().join("data/logs/cron.log");
-    wait_until(150, "two cron minutes", || {
+    wait_for(150, "two cron minutes", || {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         (text.lines().filter(|l| l.starts_with("tick ")).count() >= 2).then_some(())
     });
@@ -253,7 +203,10 @@ fn without_auto_failover_waits_for_the_lease_and_the_old_host_never_resumes() {
     let window = 20;
     let f = fleet(&rig, "manual", window);
     let project = format!("fl{}", rig.id);
-    let watch = Watcher::start(&project);
+    let watch = {
+        let p = project.clone();
+        Watcher::start(move || billing_hosts(&p).len())
+    };
     f.ok(&rig, &["promote", "1.0.0"]);
     assert_eq!(one_billing(&project, 60), "web2");
     thread::sleep(Duration::from_secs(2));
@@ -272,7 +225,7 @@ fn without_auto_failover_waits_for_the_lease_and_the_old_host_never_resumes() {
         "billing resumed without failover"
     );
     // Once the lease is free: moved.
-    let moved = wait_until(window * 4, "failover to be allowed", || {
+    let moved = wait_for(window * 4, "failover to be allowed", || {
         let o = f.webdock(
             &rig,
             &["--json", "failover", "djob", "billing", "--to", "web3"],

@@ -7,24 +7,16 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
 mod common;
 use common::fleet::Fleet;
 use common::rig::Rig;
+use common::watch::Watcher;
 use common::*;
 
-/// Counts running `manage.py djob NAME` daemons of one project on this
-/// machine, every 20 ms, and keeps the highest count seen.
-struct Watcher {
-    stop: Arc<AtomicBool>,
-    max: Arc<AtomicUsize>,
-    handle: Option<thread::JoinHandle<()>>,
-}
-
+/// Running `manage.py djob NAME` daemons of one project on this machine.
 fn daemons(project: &str, djob: &str) -> usize {
     let needle = format!("djob\0{djob}");
     let env = format!("WEBDOCK_PROJECT={project}\0");
@@ -48,43 +40,6 @@ fn daemons(project: &str, djob: &str) -> usize {
             String::from_utf8_lossy(&environ).contains(&env)
         })
         .count()
-}
-
-impl Watcher {
-    fn start(project: &str, djob: &str) -> Watcher {
-        let stop = Arc::new(AtomicBool::new(false));
-        let max = Arc::new(AtomicUsize::new(0));
-        let (s, m, p, d) = (
-            stop.clone(),
-            max.clone(),
-            project.to_string(),
-            djob.to_string(),
-        );
-        let handle = thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                m.fetch_max(daemons(&p, &d), Ordering::Relaxed);
-                thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Watcher {
-            stop,
-            max,
-            handle: Some(handle),
-        }
-    }
-
-    fn max(&self) -> usize {
-        self.max.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
 }
 
 /// Which hosts have the container, and whether it runs there.
@@ -130,7 +85,10 @@ fn a_djob_runs_on_its_first_host_moves_stop_first_and_restarts_from_two_controll
     let p = project(&rig);
     let billing = format!("{p}-djob-billing");
     let email = format!("{p}-djob-email2fax");
-    let watch = Watcher::start(&p, "billing");
+    let watch = {
+        let p = p.clone();
+        Watcher::start(move || daemons(&p, "billing"))
+    };
 
     f.ok(&rig, &["promote", "1.0.0"]);
     // The first host of each list runs it; nobody else has a container.
@@ -272,7 +230,10 @@ fn restarts_racing_fleet_promotes_and_a_webdock_killed_mid_move_never_run_two() 
     let f = Fleet::with(&rig, &HOSTS, &[], &["web2", "web3"], WORKERS, None);
     let p = project(&rig);
     let billing = format!("{p}-djob-billing");
-    let watch = Watcher::start(&p, "billing");
+    let watch = {
+        let p = p.clone();
+        Watcher::start(move || daemons(&p, "billing"))
+    };
     f.ok(&rig, &["promote", "1.0.0"]);
 
     // Three promotes from one controller, restarts from another, at once.

@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod freeze;
 pub mod load;
 pub mod rig;
+pub mod watch;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
