@@ -37,7 +37,7 @@ def slow(apps, schema_editor):
 
 class Migration(migrations.Migration):
     atomic = False
-    dependencies = [("portal", "0001_initial")]
+    dependencies = [("portal", "LATEST")]
     operations = [migrations.RunPython(slow, migrations.RunPython.noop)]
 "#;
 
@@ -52,7 +52,21 @@ scratch = "/tmp/webdock-scratch.sqlite3"
 
 fn slow_image() {
     ensure_variant("slow", |app| {
-        std::fs::write(app.join("portal/migrations/0002_slow.py"), SLOW_MIGRATION).unwrap()
+        // After the example's newest migration, whatever it is: a second
+        // leaf would make Django refuse to migrate at all.
+        let dir = app.join("portal/migrations");
+        let latest = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".py") && n.as_bytes()[0].is_ascii_digit())
+            .max()
+            .expect("the example has migrations");
+        let latest = latest.trim_end_matches(".py");
+        std::fs::write(
+            dir.join("9999_slow.py"),
+            SLOW_MIGRATION.replace("LATEST", latest),
+        )
+        .unwrap()
     });
 }
 
