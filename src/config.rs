@@ -314,8 +314,11 @@ impl Config {
                 failover: d.failover,
             });
         }
-        placement::needs_lease(&raw_failovers(&raw.cron, &djobs), lease.is_some())
-            .map_err(&invalid)?;
+        placement::needs_lease(
+            &placement::raw_failovers(&raw.cron, &djobs),
+            lease.is_some(),
+        )
+        .map_err(&invalid)?;
         Ok(Config {
             path: path.into(),
             project,
@@ -391,13 +394,3 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
-
-fn raw_failovers<'a>(cron: &'a Cron, djobs: &'a [Djob]) -> Vec<(String, placement::Failover)> {
-    let mut v = vec![("cron.failover".to_string(), cron.failover)];
-    v.extend(
-        djobs
-            .iter()
-            .map(|d| (format!("djobs.{}.failover", d.name), d.failover)),
-    );
-    v
-}

@@ -47,6 +47,17 @@ pub(super) fn check(key: &str, wanted: &[String], hosts: &[HostConfig]) -> Resul
     Ok(())
 }
 
+/// Each worker's `failover` setting, named by its config key, for [`needs_lease`].
+pub(super) fn raw_failovers(cron: &super::Cron, djobs: &[super::Djob]) -> Vec<(String, Failover)> {
+    let mut v = vec![("cron.failover".to_string(), cron.failover)];
+    v.extend(
+        djobs
+            .iter()
+            .map(|d| (format!("djobs.{}.failover", d.name), d.failover)),
+    );
+    v
+}
+
 /// `failover = "auto"` runs a container on every listed host: only the
 /// lease keeps their daemons to one.
 pub(super) fn needs_lease(failovers: &[(String, Failover)], has_lease: bool) -> Result<(), String> {
