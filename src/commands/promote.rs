@@ -96,7 +96,11 @@ async fn fleet(
     proxy::ensure_dirs(&cfg.layout())?; // the controller keeps the fleet's history
     let deployers = hosts
         .iter()
-        .map(|h| Deployer::new(cfg, h, out))
+        .map(|h| {
+            let mut d = Deployer::new(cfg, h, out)?;
+            d.digest = digest.clone(); // checked on each host under the lock
+            Ok(d)
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let lock_host = &hosts[0];
     let (intent, what) = match tag {

@@ -132,7 +132,7 @@ impl<E: Engine> Deployer<'_, E> {
         env: Vec<String>,
         timeout: Duration,
     ) -> anyhow::Result<OneOff> {
-        let mut spec = self.specs.spec(&Role::Release(tag.clone()), tag);
+        let mut spec = self.spec(&Role::Release(tag.clone()), tag);
         spec.name = format!("{}-{kind}-{tag}", self.cfg.project);
         spec.labels.insert(LABEL_ROLE.into(), kind.into());
         spec.cmd = Some(cmd);

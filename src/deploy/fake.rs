@@ -29,6 +29,9 @@ pub struct Fake {
     pub backup_exit: Mutex<i64>,
     /// Health answers name this release instead of the container's tag.
     pub health_release: Mutex<Option<String>>,
+    /// While a release container runs, this image takes over this
+    /// reference: a concurrent `build TAG` or `pull TAG` mid-promote.
+    pub retag_during_release: Mutex<Option<(String, ImageInfo)>>,
     next_id: Mutex<u32>,
 }
 
@@ -110,7 +113,11 @@ fn serve_health(sock: PathBuf, release: String) {
 
 impl Engine for Fake {
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
-        Ok(self.images.lock().unwrap().get(reference).cloned())
+        let images = self.images.lock().unwrap();
+        Ok(images
+            .get(reference)
+            .or_else(|| images.values().find(|i| i.id == reference))
+            .cloned())
     }
     async fn list_images(&self, _repository: &str) -> Result<Vec<ImageInfo>> {
         Ok(self.images.lock().unwrap().values().cloned().collect())
@@ -200,6 +207,9 @@ impl Engine for Fake {
     async fn wait_container(&self, name: &str, deadline: Duration) -> Result<i64> {
         self.log(format!("wait {name}"));
         if name.contains("-release-") {
+            if let Some((r, i)) = self.retag_during_release.lock().unwrap().take() {
+                self.images.lock().unwrap().insert(r, i);
+            }
             if *self.release_hangs.lock().unwrap() {
                 return Err(EngineError::Timeout {
                     op: "wait",

@@ -29,21 +29,22 @@ mod release;
 mod steps;
 mod workers;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{ContainerSpec, Engine};
 use crate::history::{self, Intent};
 use crate::host::Host;
 use crate::lock::{Holder, Lock};
 use crate::names::Tag;
 use crate::out::Out;
 use crate::plan::{self, PromotePlan, RollbackTarget};
-use crate::roles::{Color, Specs, LABEL_DJOBS, LABEL_TAG};
+use crate::roles::{Color, Role, Specs, LABEL_DJOBS, LABEL_TAG};
 use crate::Usage;
 
 pub use fleet::Fleet;
@@ -58,8 +59,13 @@ pub struct Deployer<'a, E: Engine> {
     pub host: &'a Host<E>,
     pub specs: Specs<'a>,
     pub out: Out,
-    /// The digest this release runs (`promote` with a registry), for history.
+    /// The digest this release runs (`promote` with a registry), for history
+    /// and for `check_image`: the image must still carry it under the lock.
     pub digest: Option<String>,
+    /// Tag → the image id `check_image` last accepted for it. Containers
+    /// are created from that id, not from the mutable `<image>:TAG`, which
+    /// a concurrent `build`, `pull` or delivery may retag at any moment.
+    checked: Mutex<HashMap<String, String>>,
     steps: steps::StepLog,
     /// The backup taken (or found) before this command's release command,
     /// for its history line.
@@ -84,6 +90,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             specs: Specs::new(cfg)?.on(&host.layout).named(&host.name),
             out,
             digest: None,
+            checked: Default::default(),
             steps: steps::StepLog::new(
                 out,
                 (host.reach == crate::host::Reach::Engine).then(|| host.name.clone()),
@@ -96,8 +103,9 @@ impl<'a, E: Engine> Deployer<'a, E> {
         &self.host.engine
     }
 
-    /// The image for `tag` exists, is labelled for it and knows every djob;
-    /// returns its id.
+    /// The image for `tag` exists, is labelled for it, knows every djob and
+    /// (with a pinned digest) still carries that digest; returns its id,
+    /// from which this deployer then creates the tag's containers.
     pub async fn check_image(&self, tag: &Tag) -> anyhow::Result<String> {
         let reference = self.cfg.image_ref(tag);
         let Some(img) = self.engine().inspect_image(&reference).await? else {
@@ -105,6 +113,18 @@ impl<'a, E: Engine> Deployer<'a, E> {
                 "image {reference} not found\nhint: webdock build {tag}"
             )));
         };
+        if let Some(d) = &self.digest {
+            let carries = img
+                .repo_digests
+                .iter()
+                .any(|rd| rd.rsplit_once('@').is_some_and(|(_, x)| x == d));
+            if !carries {
+                bail!(
+                    "image {reference} no longer carries {d} (its id is now {}): it was retagged after its delivery, by a concurrent build, pull or promote\nhint: webdock promote {tag} again",
+                    img.id
+                );
+            }
+        }
         match img.labels.get(LABEL_TAG) {
             Some(t) if t == tag.as_str() => {}
             other => bail!(Usage(format!(
@@ -129,7 +149,21 @@ impl<'a, E: Engine> Deployer<'a, E> {
                 img.labels.get(LABEL_DJOBS).map(String::as_str).unwrap_or("none")
             )));
         }
+        self.checked
+            .lock()
+            .unwrap()
+            .insert(tag.to_string(), img.id.clone());
         Ok(img.id)
+    }
+
+    /// `role`'s container spec for `tag`, from the image id `check_image`
+    /// accepted (the tag's name when nothing checked it).
+    fn spec(&self, role: &Role, tag: &Tag) -> ContainerSpec {
+        let mut spec = self.specs.spec(role, tag);
+        if let Some(id) = self.checked.lock().unwrap().get(tag.as_str()) {
+            spec.image = id.clone();
+        }
+        spec
     }
 
     /// `promote TAG` (and a cold rollback, and `restart portal`). The
@@ -250,3 +284,6 @@ mod tests;
 
 #[cfg(test)]
 mod release_tests;
+
+#[cfg(test)]
+mod pin_tests;

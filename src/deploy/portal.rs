@@ -31,7 +31,7 @@ impl<E: Engine> Deployer<'_, E> {
     /// failure the container is removed and its last logs returned.
     pub(super) async fn start_portal(&self, color: Color, tag: &Tag) -> anyhow::Result<()> {
         let role = Role::Portal(color);
-        let spec = self.specs.spec(&role, tag);
+        let spec = self.spec(&role, tag);
         let name = spec.name.clone();
         self.steps
             .run(Step::StartPortal, async {

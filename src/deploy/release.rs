@@ -101,7 +101,7 @@ impl<E: Engine> Deployer<'_, E> {
                 let name = match existing {
                     Some(n) => n,
                     None => {
-                        let spec = self.specs.spec(&Role::Release(tag.clone()), tag);
+                        let spec = self.spec(&Role::Release(tag.clone()), tag);
                         engine.create_container(&spec).await?;
                         if let Err(e) = engine.start_container(&spec.name).await {
                             // it never ran: nothing to keep

@@ -41,7 +41,7 @@ impl<E: Engine> Deployer<'_, E> {
     /// Stop-first replacement of one cron or djob container. The caller
     /// holds the role's lock.
     pub async fn replace(&self, role: &Role, tag: &Tag) -> anyhow::Result<Replaced> {
-        let spec = self.specs.spec(role, tag);
+        let spec = self.spec(role, tag);
         let grace = spec.stop_timeout;
         let old = self.engine().inspect_container(&spec.name).await?;
         let t0 = Instant::now();

@@ -32,7 +32,8 @@ pub fn warnings(
     for c in containers {
         if let Some(tag) = c.label(LABEL_TAG) {
             let want = format!("{image_repo}:{tag}");
-            if c.image != want {
+            // A release creates its containers from the image id it checked.
+            if c.image != want && c.image != c.image_id {
                 w.push(format!(
                     "{} runs image {} but is labelled {want}",
                     c.name, c.image
