@@ -109,6 +109,26 @@ fn history(p: &Project, dest: &str) -> Vec<serde_json::Value> {
 }
 
 /// Every digest `status --json` shows for the portals, cron and djobs that run.
+/// Every portal, cron and djob container on `d` was created from the image
+/// id `id` (the one promote checked under its lock), not from the tag's name.
+fn runs_only(d: &PrivateDockerd, id: &str) {
+    let ps = d.cli(&[
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.Label \"webdock.role\"}} {{.Image}}",
+    ]);
+    let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
+    let ours: Vec<&str> = ps
+        .lines()
+        .filter(|l| ["portal ", "cron ", "djob "].iter().any(|r| l.starts_with(r)))
+        .collect();
+    assert!(
+        !ours.is_empty() && ours.iter().all(|l| l.ends_with(&format!(" {id}"))),
+        "created from {id}: {ps}"
+    );
+}
+
 fn status_digests(s: &serde_json::Value) -> Vec<String> {
     let mut rows: Vec<&serde_json::Value> = s["portals"]
         .as_array()
@@ -219,8 +239,7 @@ fn production_runs_the_digest_staging_ran_and_refuses_a_moved_tag() {
         ds.len() >= 3 && ds.iter().all(|d| *d == d1),
         "{ds:?} in {s:#}"
     );
-    let running = pd.cli(&["ps", "--format", "{{.Image}}"]);
-    assert!(String::from_utf8_lossy(&running.stdout).contains(&local));
+    runs_only(&pd, &id1);
     let text = ok(prod(&["status"]), "status");
     let rows = text.lines().filter(|l| l.contains(&d1[..19])).count();
     assert!(rows >= 3, "the short digest on every running role: {text}");
@@ -306,8 +325,7 @@ fn production_runs_the_digest_staging_ran_and_refuses_a_moved_tag() {
     assert_eq!(dr.inspect(&local, "{{.Id}}").as_deref(), Some(id1.as_str()));
     let h = history(&p, "dr");
     assert_eq!(h.last().unwrap()["digest"], d1.as_str(), "{h:?}");
-    let running = dr.cli(&["ps", "--format", "{{.Image}}"]);
-    assert!(String::from_utf8_lossy(&running.stdout).contains(&local));
+    runs_only(&dr, &id1);
 
     drop(dr);
     drop(pd);
