@@ -2,52 +2,55 @@
 //!
 //! A tag is a name anyone with push rights can move; a digest names bytes.
 //! `promote TAG` with a registry asks the registry once what TAG names,
-//! and every host then runs that digest. Before it does, the digests this
-//! project already released for TAG (in this destination's history and in
-//! every other destination's) are compared with it: a tag re-pushed with
+//! and every host then runs that digest. Before it does, the digest this
+//! project released for TAG most recently (in this destination's history
+//! or in any other destination's) is compared with it: a tag re-pushed with
 //! other content between staging and production is refused, naming both
-//! digests, unless the user says `--allow-moved-tag`. `--from staging`
-//! skips the registry's answer and releases exactly the digest staging last
-//! released healthy. Pure functions over history entries: table-tested.
+//! digests, unless the user says `--allow-moved-tag`. A move accepted once
+//! is the new truth: the next promote of TAG compares with what that one
+//! released, so the flag is needed once per re-push, not forever.
+//! `--from staging` skips the registry's answer and releases exactly the
+//! digest staging last released healthy. Pure functions over history
+//! entries: table-tested.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::history::Entry;
 
-/// What a destination's history says it released for a tag.
+/// What a destination's history says it last released for a tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
     /// The destination (`-` for the config without one).
     pub destination: String,
     pub digest: String,
+    /// When (RFC 3339, from the history entry).
+    pub when: String,
 }
 
-/// The digests `entries` released successfully for `tag`, oldest first,
-/// each once.
-pub fn released(entries: &[Entry], tag: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for e in entries {
-        if e.tag == tag && e.outcome.is_ok() && e.action.is_release() {
-            if let Some(d) = &e.digest {
-                if !out.contains(d) {
-                    out.push(d.clone());
-                }
-            }
-        }
-    }
-    out
+/// The newest healthy release of `tag` that names its digest: `(when,
+/// digest)`.
+pub fn last_release(entries: &[Entry], tag: &str) -> Option<(String, String)> {
+    entries
+        .iter()
+        .rev()
+        .filter(|e| e.tag == tag && e.outcome.is_ok() && e.action.is_release())
+        .find_map(|e| e.digest.clone().map(|d| (e.when.clone(), d)))
 }
 
 /// The digest the newest healthy release of `tag` ran (`--from`).
 pub fn last_healthy(entries: &[Entry], tag: &str) -> Option<String> {
-    entries
-        .iter()
-        .rev()
-        .find(|e| e.tag == tag && e.outcome.is_ok() && e.action.is_release() && e.digest.is_some())
-        .and_then(|e| e.digest.clone())
+    last_release(entries, tag).map(|(_, d)| d)
 }
 
-/// The first record that disagrees with what the registry names now.
+/// The most recent release of all the destinations', when it disagrees
+/// with what the registry names now. Times that do not parse sort first.
 pub fn moved<'a>(now: &str, recorded: &'a [Recorded]) -> Option<&'a Recorded> {
-    recorded.iter().find(|r| r.digest != now)
+    let at = |r: &Recorded| OffsetDateTime::parse(&r.when, &Rfc3339).ok();
+    recorded
+        .iter()
+        .max_by_key(|r| at(r))
+        .filter(|r| r.digest != now)
 }
 
 /// The refusal, both digests named.
@@ -92,29 +95,34 @@ mod tests {
     }
 
     #[test]
-    fn released_and_last_healthy_skip_failures_and_other_tags() {
+    fn last_healthy_skips_failures_other_tags_and_other_actions() {
         let h = vec![
             e("1", Some("sha256:a"), true, Intent::Promote),
             e("2", Some("sha256:b"), true, Intent::Promote),
             e("1", Some("sha256:c"), false, Intent::Promote),
-            e("1", Some("sha256:a"), true, Intent::Rollback),
             e("1", None, true, Intent::Promote),
             e("1", Some("sha256:d"), true, Intent::RestartPortal),
         ];
-        assert_eq!(released(&h, "1"), vec!["sha256:a".to_string()]);
         assert_eq!(last_healthy(&h, "1").as_deref(), Some("sha256:a"));
         assert_eq!(last_healthy(&h, "2").as_deref(), Some("sha256:b"));
         assert_eq!(last_healthy(&h, "3"), None);
         assert_eq!(last_healthy(&h[2..3], "1"), None);
     }
 
-    #[test]
-    fn a_moved_tag_is_found_and_named() {
-        let rec = |d: &str, g: &str| Recorded {
+    fn rec(d: &str, g: &str, when: &str) -> Recorded {
+        Recorded {
             destination: d.into(),
             digest: g.into(),
-        };
-        let r = vec![rec("-", "sha256:a"), rec("staging", "sha256:a")];
+            when: when.into(),
+        }
+    }
+
+    #[test]
+    fn a_moved_tag_is_found_and_named() {
+        let r = vec![
+            rec("-", "sha256:a", "2026-12-04T10:00:00Z"),
+            rec("staging", "sha256:a", "2026-12-04T11:00:00Z"),
+        ];
         assert_eq!(moved("sha256:a", &r), None);
         let m = moved("sha256:b", &r).unwrap();
         let msg = moved_message("1.0", "127.0.0.1:5055", "sha256:b", m);
@@ -124,5 +132,31 @@ mod tests {
         );
         assert!(msg.contains("--allow-moved-tag"), "{msg}");
         assert_eq!(moved("sha256:b", &[]), None);
+    }
+
+    #[test]
+    fn a_move_accepted_once_is_the_new_truth() {
+        // staging released a, the tag was re-pushed as b, and one
+        // `--allow-moved-tag` released b: b is what the tag names now
+        let mut h = vec![
+            e("1", Some("sha256:a"), true, Intent::Promote),
+            e("1", Some("sha256:b"), true, Intent::Promote),
+        ];
+        h[0].when = "2026-12-04T10:00:00Z".into();
+        h[1].when = "2026-12-04T12:00:00.5Z".into();
+        let (when, digest) = last_release(&h, "1").unwrap();
+        let staging = rec("staging", &digest, &when);
+        // production released a before the re-push
+        let production = rec("production", "sha256:a", "2026-12-04T11:00:00Z");
+        let r = vec![production, staging];
+        assert_eq!(moved("sha256:b", &r), None, "no flag needed again");
+        // going back to a is a move too, named against b
+        assert_eq!(moved("sha256:a", &r).unwrap().digest, "sha256:b");
+        // fractional seconds order by time, not by text
+        let r = vec![
+            rec("x", "sha256:a", "2026-12-04T12:00:00Z"),
+            rec("y", "sha256:b", "2026-12-04T12:00:00.25Z"),
+        ];
+        assert_eq!(moved("sha256:b", &r), None);
     }
 }

@@ -31,7 +31,7 @@ pub struct Pin {
     pub reference: String,
 }
 
-/// Everything the other destinations (and this one) released for `tag`.
+/// What this destination and every other one last released for `tag`.
 fn recorded(cfg: &Config, tag: &Tag) -> Vec<Recorded> {
     let mut dests: Vec<Option<String>> = vec![None];
     dests.extend(destination::siblings(&cfg.path).into_iter().map(Some));
@@ -45,10 +45,11 @@ fn recorded(cfg: &Config, tag: &Tag) -> Vec<Recorded> {
             }
         };
         let (entries, _) = history::read(&c.layout().history()).unwrap_or_default();
-        for digest in pin::released(&entries, tag.as_str()) {
+        if let Some((when, digest)) = pin::last_release(&entries, tag.as_str()) {
             out.push(Recorded {
                 destination: d.clone().unwrap_or_else(|| "-".into()),
                 digest,
+                when,
             });
         }
     }
