@@ -76,7 +76,8 @@ pub enum Command {
     Ship {
         #[arg(allow_hyphen_values = true)]
         tag: String,
-        /// The target engine: unix:///path/docker.sock or tcp://HOST:PORT.
+        /// The target engine: unix:///path/docker.sock, tcp://HOST:PORT,
+        /// ssh://[USER@]HOST, or the name of a host in [hosts].
         #[arg(long, value_name = "DOCKER_HOST")]
         to: String,
     },

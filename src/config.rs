@@ -10,7 +10,7 @@ mod hosts;
 mod lease;
 pub mod placement;
 
-pub use hosts::{EngineUrl, HostConfig, Tls};
+pub use hosts::{parse_engine, EngineUrl, HostConfig, Tls};
 pub use lease::{LeaseConfig, MIN_WINDOW as MIN_LEASE_WINDOW};
 
 use std::collections::BTreeMap;

@@ -4,13 +4,16 @@
 //!
 //! Progress is a live spinner on a terminal (indicatif), plain lines
 //! otherwise, and `{"event": …}` lines with `--json` (shape in
-//! `docs/json.md`). `NO_COLOR` removes colour only, not the live progress.
+//! `docs/json.md`). A push, pull or ship on a terminal is a live bar of
+//! bytes and layers ([`Transfer`]); several (one per host) stack.
+//! `NO_COLOR` removes colour only, not the live progress.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +31,30 @@ static SPINNER: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 fn spinner() -> std::sync::MutexGuard<'static, Option<ProgressBar>> {
     SPINNER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The transfers' bars, and how many are live: lines go above them.
+static BARS: LazyLock<MultiProgress> = LazyLock::new(MultiProgress::new);
+static LIVE_BARS: AtomicUsize = AtomicUsize::new(0);
+
+/// A live bar of one transfer on a terminal: done of total (bytes, or
+/// layers for a ship) and a message (the layers). Cleared when dropped.
+pub struct Transfer(ProgressBar);
+
+impl Transfer {
+    pub fn update(&self, done: u64, total: u64, msg: String) {
+        self.0.set_length(total.max(done));
+        self.0.set_position(done);
+        self.0.set_message(msg);
+    }
+}
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+        BARS.remove(&self.0);
+        LIVE_BARS.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Out {
@@ -57,12 +84,41 @@ impl Out {
         }
     }
 
-    /// A line on stderr that does not tear a live spinner.
+    /// A line on stderr that does not tear a live spinner or bar.
     fn line(&self, s: &str) {
         match spinner().as_ref() {
             Some(pb) => pb.println(s),
+            None if LIVE_BARS.load(Ordering::SeqCst) > 0 => {
+                let _ = BARS.println(s);
+            }
             None => eprintln!("{s}"),
         }
+    }
+
+    /// A live transfer bar labelled `prefix`, on a terminal only (None
+    /// with `--json` or without a terminal: the caller prints lines).
+    /// `bytes`: the bar counts bytes, else items.
+    pub fn transfer(&self, prefix: &str, bytes: bool) -> Option<Transfer> {
+        if self.json || !self.tty {
+            return None;
+        }
+        let count = if bytes {
+            "{bytes}/{total_bytes}"
+        } else {
+            "{pos}/{len}"
+        };
+        let pb = BARS.add(ProgressBar::new(0));
+        pb.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{prefix}} [{{bar:30}}] {count} {{msg}} {{elapsed}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        pb.set_prefix(prefix.to_string());
+        pb.enable_steady_tick(Duration::from_millis(200));
+        LIVE_BARS.fetch_add(1, Ordering::SeqCst);
+        Some(Transfer(pb))
     }
 
     /// A progress line for people; an `{"event":"progress"}` object in JSON mode.

@@ -2,7 +2,6 @@
 //! engine that built it to the engines that run it, by digest through a
 //! registry or straight from engine to engine.
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -10,11 +9,13 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::config::registry::{Credentials, Registry};
-use crate::config::Config;
-use crate::engine::{Access, Docker, Progress};
+use crate::config::{Config, EngineUrl};
+use crate::engine::{Access, Docker, Target};
 use crate::names::Tag;
 use crate::out::Out;
 use crate::Usage;
+
+use super::meter::{mb, Meter, ShipMeter};
 
 /// Where a push goes, checked before the build starts (bad config: exit 2).
 pub struct PushTarget {
@@ -43,53 +44,12 @@ pub fn push_target(cfg: &Config, verb: &str) -> anyhow::Result<PushTarget> {
     Ok(PushTarget { registry, auth })
 }
 
-fn mb(b: u64) -> String {
-    format!("{:.1} MB", b as f64 / 1e6)
-}
-
-/// Reports push and pull progress: on a terminal one line per layer state
-/// change; `--json` one event per state change (bytes ride along).
-struct Meter {
-    out: Out,
-    kind: &'static str,
-    last: HashSet<(String, String)>,
-}
-
-impl Meter {
-    fn new(out: Out, kind: &'static str) -> Meter {
-        Meter {
-            out,
-            kind,
-            last: HashSet::new(),
-        }
-    }
-
-    fn see(&mut self, p: Progress) {
-        // Byte updates repeat the status; print each (layer, status) once.
-        if !self.last.insert((p.layer.clone(), p.status.clone())) {
-            return;
-        }
-        if self.out.json {
-            self.out.event(
-                self.kind,
-                json!({ "layer": p.layer, "status": p.status, "current": p.current, "total": p.total }),
-            );
-        } else if p.layer.is_empty() {
-            self.out.progress(&format!("{}: {}", self.kind, p.status));
-        } else {
-            let size = p.total.map(|t| format!(" ({})", mb(t))).unwrap_or_default();
-            self.out
-                .progress(&format!("{} {}: {}{size}", self.kind, p.layer, p.status));
-        }
-    }
-}
-
 pub async fn push(cfg: &Config, tag: &Tag, t: PushTarget, out: Out) -> anyhow::Result<ExitCode> {
     let engine = super::engine().await?;
     let started = Instant::now();
     let local = cfg.image_ref(tag);
     let repository = t.registry.repository(&cfg.image);
-    let mut meter = Meter::new(out, "push");
+    let mut meter = Meter::new(out, "push", None);
     let digest = engine
         .push_to_registry(&local, &repository, tag.as_str(), t.access(), |p| {
             meter.see(p)
@@ -122,7 +82,7 @@ pub async fn pull(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCode>
         .ok_or_else(|| anyhow::anyhow!("registry {reg}: no tag {tag} for {}\nhint: push it first: webdock build {tag} --push", cfg.image))?;
     let pinned = t.registry.pinned(&cfg.image, &digest);
     out.progress(&format!("{tagged} is {digest}"));
-    let mut meter = Meter::new(out, "pull");
+    let mut meter = Meter::new(out, "pull", None);
     engine
         .pull_from_registry(&pinned, t.access(), |p| meter.see(p))
         .await?;
@@ -153,16 +113,29 @@ pub async fn pull(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn ship(cfg: &Config, tag: &Tag, to: &str, out: Out) -> anyhow::Result<ExitCode> {
-    if !(to.starts_with("unix://") || to.starts_with("tcp://")) || to.len() <= "tcp://".len() {
-        return Err(Usage(format!(
-            "--to {to:?} is not an engine address\nhint: give unix:///path/to/docker.sock or tcp://HOST:PORT"
-        ))
-        .into());
+/// The engine `--to` names: a `[hosts]` name (its engine and TLS), or a
+/// `unix://`, `tcp://` (plain) or `ssh://[USER@]HOST` address.
+async fn ship_target(cfg: &Config, to: &str) -> anyhow::Result<Docker> {
+    if let Some(h) = cfg.hosts.iter().find(|h| h.name == to) {
+        return crate::fleet::connect_one(h).await;
     }
+    let url = crate::config::parse_engine(to).map_err(|e| {
+        Usage(format!(
+            "--to {e}, and not a [hosts] name\nhint: give unix:///path/to/docker.sock, tcp://HOST:PORT, ssh://[USER@]HOST or a host of [hosts]"
+        ))
+    })?;
+    Ok(match url {
+        EngineUrl::Ssh(a) => {
+            Docker::connect_to(Target::Ssh(&a), crate::fleet::CONNECT_WITHIN).await?
+        }
+        _ => Docker::connect_host(to).await?,
+    })
+}
+
+pub async fn ship(cfg: &Config, tag: &Tag, to: &str, out: Out) -> anyhow::Result<ExitCode> {
     let reference = cfg.image_ref(tag);
     let source = super::engine().await?;
-    let target = Docker::connect_host(to).await?;
+    let target = ship_target(cfg, to).await?;
     let src = source.image_brief(&reference).await?.ok_or_else(|| {
         anyhow::anyhow!(
             "image {reference} not found on this engine\nhint: build it first: webdock build {tag}"
@@ -174,20 +147,11 @@ pub async fn ship(cfg: &Config, tag: &Tag, to: &str, out: Out) -> anyhow::Result
     }
     let started = Instant::now();
     out.progress(&format!("shipping {reference} to {to}"));
+    let mut meter = ShipMeter::new(out, None);
     let report = source
-        .ship_to(&target, &reference, |l, total| {
-            let pos = l.position.map_or("?".into(), |p| (p + 1).to_string());
-            let what = if l.sent { "sending" } else { "skipped (the target has it)" };
-            if out.json {
-                out.event(
-                    "ship-layer",
-                    json!({ "position": l.position, "layers": total, "bytes": l.bytes, "sent": l.sent }),
-                );
-            } else {
-                out.progress(&format!("layer {pos}/{total} {}: {what}", mb(l.bytes)));
-            }
-        })
+        .ship_to(&target, &reference, |l, total| meter.layer(l, total))
         .await?;
+    drop(meter);
     let secs = started.elapsed().as_secs_f64();
     let skipped = report.layers.iter().filter(|l| !l.sent).count();
     if out.json {

@@ -7,6 +7,7 @@ mod check;
 mod deliver;
 mod failover;
 mod host;
+mod meter;
 mod pin;
 mod promote;
 mod release;

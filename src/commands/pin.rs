@@ -5,6 +5,7 @@
 //! The decisions are `crate::pin`'s; this file talks to the engines.
 
 use futures_util::future::join_all;
+use serde_json::json;
 
 use crate::config::destination;
 use crate::config::Config;
@@ -16,6 +17,8 @@ use crate::out::Out;
 use crate::pin::{self, Recorded};
 use crate::roles::LABEL_TAG;
 use crate::Usage;
+
+use super::meter::{mb, Meter, ShipMeter};
 
 /// `promote --from` and `--allow-moved-tag`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -185,13 +188,9 @@ async fn pull(cfg: &Config, h: &Host<Docker>, tag: &Tag, p: &Pin, out: Out) -> a
             stall: reg.stall_timeout,
         };
         out.progress(&format!("{}: pulling {}", h.name, p.reference));
-        let mut seen = std::collections::HashSet::new();
+        let mut meter = Meter::new(out, "pull", Some(&h.name));
         h.engine
-            .pull_from_registry(&p.reference, access, |g| {
-                if !g.layer.is_empty() && seen.insert((g.layer.clone(), g.status.clone())) {
-                    tracing::debug!("{}: pull {}: {}", h.name, g.layer, g.status);
-                }
-            })
+            .pull_from_registry(&p.reference, access, |g| meter.see(g))
             .await?;
     }
     let img = h
@@ -228,12 +227,26 @@ async fn ship(cfg: &Config, h: &Host<Docker>, tag: &Tag, out: Out) -> anyhow::Re
         );
     };
     out.progress(&format!("{}: shipping {local} from this machine", h.name));
-    let r = source.ship_to(&h.engine, &local, |_, _| {}).await?;
-    out.progress(&format!(
-        "{}: shipped {local}: {:.1} MB sent of {:.1} MB",
-        h.name,
-        r.bytes_sent as f64 / 1e6,
-        r.bytes_exported as f64 / 1e6
-    ));
+    let started = std::time::Instant::now();
+    let mut meter = ShipMeter::new(out, Some(&h.name));
+    let r = source
+        .ship_to(&h.engine, &local, |l, total| meter.layer(l, total))
+        .await?;
+    drop(meter);
+    let skipped = r.layers.iter().filter(|l| !l.sent).count();
+    if out.json {
+        out.event(
+            "shipped",
+            json!({ "host": h.name, "image": local, "id": r.id, "bytes_sent": r.bytes_sent, "bytes_exported": r.bytes_exported, "layers": r.layers.len(), "layers_skipped": skipped, "seconds": started.elapsed().as_secs_f64() }),
+        );
+    } else {
+        out.progress(&format!(
+            "{}: shipped {local}: {} sent of {} ({skipped} of {} layers skipped)",
+            h.name,
+            mb(r.bytes_sent),
+            mb(r.bytes_exported),
+            r.layers.len()
+        ));
+    }
     Ok(())
 }

@@ -24,8 +24,12 @@ fn cfg(root: &Path) -> Config {
 
 fn pulled(f: &Fake, digest: &str) {
     f.image("app", "2", "billing");
-    f.images.lock().unwrap().get_mut("app:2").unwrap().repo_digests =
-        vec![format!("reg:5000/app@{digest}")];
+    f.images
+        .lock()
+        .unwrap()
+        .get_mut("app:2")
+        .unwrap()
+        .repo_digests = vec![format!("reg:5000/app@{digest}")];
 }
 
 fn other_bytes() -> ImageInfo {
@@ -49,7 +53,10 @@ async fn a_tag_retagged_before_the_lock_is_refused_naming_the_pin() {
     let f = Fake::default();
     pulled(&f, "sha256:pinned");
     // between the delivery and the lock, `pull 2` brought other bytes
-    f.images.lock().unwrap().insert("app:2".into(), other_bytes());
+    f.images
+        .lock()
+        .unwrap()
+        .insert("app:2".into(), other_bytes());
     let h = Host::local(&c, &f);
     let mut dep = Deployer::new(&c, &h, Out::plain()).unwrap();
     dep.digest = Some("sha256:pinned".into());
