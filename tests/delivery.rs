@@ -6,14 +6,17 @@
 //!   image id arrive, pinned by digest, with the right `webdock.tag`; the
 //!   tag pushed again with other content resolves to the new digest.
 //! - `ship` with no registry: the first ship sends the image, a second one
-//!   of a code-only change sends only the changed layers.
+//!   of a code-only change sends only the changed layers; `promote` onto a
+//!   `[hosts]` host that lacks the image ships it the same way by itself.
+//! - A registry with htpasswd auth: anonymous push and pull fail naming
+//!   it; credentials from the environment push, an auth file pulls.
 //! - An unreachable registry fails naming it (exit 1) and changes nothing;
 //!   `--push` without a registry and `ship --to` nonsense are bad usage.
 
 mod common;
 use common::*;
 
-use common::dockerd_dl::{docker0_exists, PrivateDockerd, TestRegistry};
+use common::dockerd_dl::{docker0_exists, PrivateDockerd, TestRegistry, AUTH_PASSWORD};
 
 /// The same creation time as the shared test images: one code, one image id.
 const EPOCH: &str = "1767225600";
@@ -227,7 +230,7 @@ fn bad_delivery_usage_is_refused_before_any_work() {
             .status
             .success()
     );
-    for to in ["nonsense", "http://x", "tcp://"] {
+    for to in ["nonsense", "http://x", "tcp://", "ssh://"] {
         let o = p.webdock(&["ship", "1.0.0", "--to", to]);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{to}: {err}");
@@ -331,6 +334,186 @@ fn ship_sends_only_the_layers_the_target_lacks() {
         layers
     );
     drop(d);
+    assert_eq!(
+        docker0_exists(),
+        docker0,
+        "docker0 must survive the private engine"
+    );
+}
+
+/// A registry that wants basic auth: anonymous push and pull are refused
+/// naming it (exit 1, nothing tagged); `WEBDOCK_REGISTRY_USER`/`_PASSWORD`
+/// push, and `registry_auth_file` pulls into an engine that never saw it.
+#[test]
+fn an_authenticated_registry_takes_credentials_from_the_env_or_the_auth_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let docker0 = docker0_exists();
+    let p = Project::new("dlauth", "");
+    let reg = TestRegistry::start_with_auth(&p.path().join("registry"));
+    with_registry(&p, &reg.addr, "registry_stall_timeout = \"30s\"\n");
+    let tag = "dl-auth";
+    let local = format!("{IMAGE}:{tag}");
+    let anonymous = || {
+        let mut c = p.cmd();
+        c.env_remove("WEBDOCK_REGISTRY_USER")
+            .env_remove("WEBDOCK_REGISTRY_PASSWORD")
+            .env("SOURCE_DATE_EPOCH", EPOCH);
+        c
+    };
+    let refused = |o: std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("error: ") && l.contains(&reg.addr)),
+            "{what} names the registry: {err}"
+        );
+    };
+
+    refused(
+        run(anonymous().args(["build", tag, "--push"])),
+        "anonymous push",
+    );
+    let o = ok(
+        run(anonymous()
+            .env("WEBDOCK_REGISTRY_USER", "ci")
+            .env("WEBDOCK_REGISTRY_PASSWORD", AUTH_PASSWORD)
+            .args(["build", tag, "--push"])),
+        "push with credentials from the environment",
+    );
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let digest = out.lines().nth(1).unwrap_or_default().to_owned();
+    assert!(digest.starts_with("sha256:"), "{out}");
+
+    let d = PrivateDockerd::start(&p.path().join("pd"));
+    refused(
+        run(anonymous().env("DOCKER_HOST", d.host()).args(["pull", tag])),
+        "anonymous pull",
+    );
+    assert!(d.inspect(&local, "{{.Id}}").is_none(), "nothing pulled");
+
+    let auth = p.path().join("registry-auth");
+    std::fs::write(&auth, format!("ci:{AUTH_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&auth, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = std::fs::read_to_string(&p.config).unwrap();
+    std::fs::write(
+        &p.config,
+        format!("registry_auth_file = \"{}\"\n{text}", auth.display()),
+    )
+    .unwrap();
+    let o = ok(
+        run(anonymous()
+            .env("DOCKER_HOST", d.host())
+            .args(["pull", tag, "--json"])),
+        "pull with registry_auth_file",
+    );
+    let pulled = event(&json_events(&o.stdout), "pulled");
+    assert_eq!(pulled["digest"], digest.as_str(), "{pulled}");
+    assert_eq!(
+        d.inspect(&local, "{{.Id}}").as_deref(),
+        Some(main_id(&local).as_str())
+    );
+    drop(d);
+    let _ = docker(&[
+        "rmi",
+        &local,
+        &format!("{}/{IMAGE}:{tag}", reg.addr),
+        &format!("{}/{IMAGE}@{digest}", reg.addr),
+    ]);
+    assert_eq!(
+        docker0_exists(),
+        docker0,
+        "docker0 must survive the private engine"
+    );
+}
+
+/// `promote` onto a `[hosts]` host whose engine lacks the image and with no
+/// registry: the delivery step ships it from this machine's engine, the
+/// host runs it, and the next tag sends only the layers that changed.
+#[test]
+fn promote_ships_to_a_host_that_lacks_the_image() {
+    let docker0 = docker0_exists();
+    let v1 = ensure_image("1.0.0");
+    let v2 = ensure_variant("dl-ship-2", |app| {
+        let views = app.join("portal/views.py");
+        let mut code = std::fs::read_to_string(&views).unwrap();
+        code.push_str("\n# a code-only change\n");
+        std::fs::write(&views, code).unwrap();
+    });
+    let p = Project::new("dlauto", "");
+    let d = PrivateDockerd::start(&p.path().join("pd"));
+    let root = p.path().display();
+    let text = std::fs::read_to_string(&p.config).unwrap();
+    std::fs::write(
+        &p.config,
+        format!(
+            "{text}\n[hosts.h1]\nengine = \"{}\"\nroles = [\"portal\", \"worker\"]\nsocket_root = \"{root}/h1/run\"\nstate_root = \"{root}/h1/state\"\n",
+            d.host()
+        ),
+    )
+    .unwrap();
+    let promote = |tag: &str| {
+        let o = ok(
+            run(p.cmd().args(["--json", "promote", tag])),
+            "promote onto the empty engine",
+        );
+        json_events(&o.stdout)
+    };
+    let running = || {
+        let o = d.cli(&[
+            "ps",
+            "--no-trunc",
+            "--format",
+            "{{.Label \"webdock.role\"}} {{.Image}}",
+        ]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+
+    let events = promote("1.0.0");
+    let first = event(&events, "shipped");
+    assert_eq!(
+        (first["host"].as_str(), first["id"].as_str()),
+        (Some("h1"), Some(main_id(&v1).as_str())),
+        "{first}"
+    );
+    assert_eq!(first["layers_skipped"], 0, "{first}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "ship-layer" && e["host"] == "h1"),
+        "ship-layer events name the host"
+    );
+    assert_eq!(d.inspect(&v1, "{{.Id}}"), Some(main_id(&v1)));
+    let ps = running();
+    assert!(
+        ps.lines().any(|l| l == format!("portal {}", main_id(&v1))),
+        "h1 runs 1.0.0: {ps}"
+    );
+
+    let events = promote("dl-ship-2");
+    let second = event(&events, "shipped");
+    let layers = second["layers"].as_u64().unwrap();
+    assert!(
+        second["layers_skipped"].as_u64().unwrap() >= layers - 3,
+        "{second}"
+    );
+    let sent = second["bytes_sent"].as_u64().unwrap();
+    assert!(
+        sent * 20 < second["bytes_exported"].as_u64().unwrap(),
+        "a code-only change sends under 5% of the image: {second}"
+    );
+    assert_eq!(event(&events, "done")["tag"], "dl-ship-2");
+    let ps = running();
+    assert!(
+        ps.lines().any(|l| l == format!("portal {}", main_id(&v2))),
+        "h1 runs dl-ship-2: {ps}"
+    );
+    eprintln!(
+        "promote's ship: first {} bytes, code-only change {sent} of {} bytes",
+        first["bytes_sent"], second["bytes_exported"]
+    );
+    drop(d);
+    drop(p);
     assert_eq!(
         docker0_exists(),
         docker0,

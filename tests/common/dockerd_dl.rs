@@ -14,6 +14,9 @@ use super::{free_port, run, wait_for, which};
 /// A registry of the test's own: `docker-registry serve` on
 /// 127.0.0.1:<free port> (Docker speaks plain HTTP to loopback registries
 /// without any engine setting), its storage in the test's directory.
+/// The password of [`TestRegistry::start_with_auth`]'s user `ci`.
+pub const AUTH_PASSWORD: &str = "webdock-test-pw";
+
 pub struct TestRegistry {
     pub addr: String,
     pub dir: PathBuf,
@@ -22,6 +25,29 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     pub fn start(dir: &Path) -> TestRegistry {
+        TestRegistry::start_with(dir, "")
+    }
+
+    /// A registry that wants basic auth: user `ci`, password [`AUTH_PASSWORD`]
+    /// (htpasswd with a bcrypt hash made for the tests, cost 5).
+    pub fn start_with_auth(dir: &Path) -> TestRegistry {
+        std::fs::create_dir_all(dir).unwrap();
+        let file = dir.join("htpasswd");
+        std::fs::write(
+            &file,
+            "ci:$2b$05$jYIJPfnnbSRcydN3wGqQxeyLIxakihAxN4Q6rFxzitcJG4s77LQ6S\n",
+        )
+        .unwrap();
+        TestRegistry::start_with(
+            dir,
+            &format!(
+                "auth:\n  htpasswd:\n    realm: webdock-test\n    path: {}\n",
+                file.display()
+            ),
+        )
+    }
+
+    fn start_with(dir: &Path, extra: &str) -> TestRegistry {
         let bin = which("docker-registry").unwrap_or_else(|| {
             panic!(
                 "these tests need Debian's docker-registry (distribution 2.8): run scripts/setup"
@@ -34,7 +60,7 @@ impl TestRegistry {
         std::fs::write(
             &conf,
             format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{extra}",
                 dir.join("storage").display()
             ),
         )
