@@ -13,7 +13,11 @@
 //! - a registry that is down, or a layer truncated in it, fails promote
 //!   before any container changes, exit 1, naming the registry.
 //! - a `[hosts]` fleet (one host on another empty engine) gets the digest
-//!   in its check phase; `--json`'s `done` event and history carry it.
+//!   in its check phase; `--json`'s `pull` events and `done` event and
+//!   history carry it.
+//! - staging accepts the re-push once (`--allow-moved-tag`), after which no
+//!   flag is needed; a plain `promote TAG` onto a third empty engine pulls
+//!   D2 by digest. Every container runs the image id promote checked.
 
 mod common;
 use common::*;
@@ -121,7 +125,11 @@ fn runs_only(d: &PrivateDockerd, id: &str) {
     let ps = String::from_utf8_lossy(&ps.stdout).into_owned();
     let ours: Vec<&str> = ps
         .lines()
-        .filter(|l| ["portal ", "cron ", "djob "].iter().any(|r| l.starts_with(r)))
+        .filter(|l| {
+            ["portal ", "cron ", "djob "]
+                .iter()
+                .any(|r| l.starts_with(r))
+        })
         .collect();
     assert!(
         !ours.is_empty() && ours.iter().all(|l| l.ends_with(&format!(" {id}"))),
@@ -174,7 +182,7 @@ fn production_runs_the_digest_staging_ran_and_refuses_a_moved_tag() {
     );
 
     // TAG pushed again with other content: D2
-    let (_id2, d2) = build_push(&p, &tag, "other content under the same tag");
+    let (id2, d2) = build_push(&p, &tag, "other content under the same tag");
     assert_ne!(d1, d2);
 
     // production (an engine that never saw the image) refuses the moved tag
@@ -270,6 +278,10 @@ fn production_runs_the_digest_staging_ran_and_refuses_a_moved_tag() {
         .filter(|l| !old.contains(l))
         .collect();
     assert!(!fresh.is_empty(), "other content, other layers");
+    let saved: Vec<(String, Vec<u8>)> = fresh
+        .iter()
+        .map(|l| (l.clone(), std::fs::read(blob(l)).unwrap()))
+        .collect();
     for l in &fresh {
         let f = std::fs::OpenOptions::new()
             .write(true)
@@ -326,7 +338,59 @@ fn production_runs_the_digest_staging_ran_and_refuses_a_moved_tag() {
     let h = history(&p, "dr");
     assert_eq!(h.last().unwrap()["digest"], d1.as_str(), "{h:?}");
     runs_only(&dr, &id1);
+    let pulls = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "pull" && e["host"] == "dr1")
+        .count();
+    assert!(pulls > 0, "promote --json shows its pull: {out}");
 
+    // the registry repaired; staging accepts the re-push once, and from
+    // then on D2 is the tag's truth: no flag again, here or elsewhere
+    for (l, data) in &saved {
+        std::fs::write(blob(l), data).unwrap();
+    }
+    ok(
+        p.webdock(&["-d", "staging", "promote", &tag, "--allow-moved-tag"]),
+        "staging accepts the move",
+    );
+    ok(
+        p.webdock(&["-d", "staging", "promote", &tag]),
+        "staging again, without the flag",
+    );
+    let h = history(&p, "staging");
+    assert_eq!(h.last().unwrap()["digest"], d2.as_str(), "{h:?}");
+
+    // a plain `promote TAG` (no --from) onto another empty engine pulls the
+    // digest the registry names, and --json shows the pull as it goes
+    let pe = PrivateDockerd::start(&p.path().join("pe"));
+    std::fs::write(p.path().join("webdock.edge.toml"), "# edge\n").unwrap();
+    let out = ok(
+        run(p
+            .cmd()
+            .env("DOCKER_HOST", pe.host())
+            .args(["-d", "edge", "--json", "promote", &tag])),
+        "edge promote",
+    );
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let pulled: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "pull" && e["host"] == "local")
+        .collect();
+    assert!(
+        pulled.iter().any(|e| e["status"] == "Pull complete"),
+        "pull events name the host and the layers: {out}"
+    );
+    let done = events.iter().find(|e| e["event"] == "done").unwrap();
+    assert_eq!(done["digest"], d2.as_str(), "{done}");
+    let rd = pe.inspect(&local, "{{json .RepoDigests}}").unwrap();
+    assert!(rd.contains(&pinned(&d2)), "pulled by digest: {rd}");
+    runs_only(&pe, &id2);
+
+    drop(pe);
     drop(dr);
     drop(pd);
     drop(p);

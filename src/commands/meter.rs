@@ -180,3 +180,48 @@ impl ShipMeter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(layer: &str, status: &str, current: Option<u64>, total: Option<u64>) -> Progress {
+        Progress {
+            layer: layer.into(),
+            status: status.into(),
+            current,
+            total,
+        }
+    }
+
+    #[test]
+    fn a_pull_counts_transferred_bytes_and_finished_layers_once() {
+        let tty = Out {
+            json: false,
+            tty: true,
+            color: false,
+        };
+        let mut m = Meter::new(tty, "pull", Some("web1"));
+        assert!(m.bar.is_some(), "a terminal gets a live bar");
+        m.see(p("a", "Pulling fs layer", None, None));
+        m.see(p("a", "Downloading", Some(10), Some(100)));
+        m.see(p("b", "Already exists", None, None));
+        m.see(p("a", "Downloading", Some(60), Some(100)));
+        // extracting reports the same bytes again: not counted twice
+        m.see(p("a", "Extracting", Some(100), Some(100)));
+        assert_eq!(m.layers["a"].current, 60);
+        m.see(p("a", "Pull complete", None, None));
+        assert_eq!(
+            (
+                m.layers["a"].current,
+                m.layers["a"].done,
+                m.layers["b"].done
+            ),
+            (100, true, true)
+        );
+        assert_eq!(m.prefix(), "web1: pull");
+        drop(m);
+        let plain = Meter::new(Out::plain(), "push", None);
+        assert!(plain.bar.is_none(), "no bar without a terminal");
+    }
+}
