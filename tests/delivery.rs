@@ -269,24 +269,35 @@ fn ship_sends_only_the_layers_the_target_lacks() {
     });
     let p = Project::new("dlship", "");
     let d = PrivateDockerd::start(&p.path().join("pd"));
-    let ship = |tag: &str| {
+    let ship = |tag: &str, to: &str| {
         let o = ok(
-            run(p.cmd().args(["ship", tag, "--to", &d.host(), "--json"])),
+            run(p.cmd().args(["ship", tag, "--to", to, "--json"])),
             "ship",
         );
         event(&json_events(&o.stdout), "shipped")
     };
 
     // into the empty engine: every layer goes
-    let first = ship("1.0.0");
+    let first = ship("1.0.0", &d.host());
     assert_eq!(first["id"], main_id(&v1).as_str(), "{first}");
     assert_eq!(first["layers_skipped"], 0, "{first}");
     let exported = first["bytes_exported"].as_u64().unwrap();
     assert!(exported > 100_000_000, "{first}");
     assert_eq!(d.inspect(&v1, "{{.Id}}"), Some(main_id(&v1)));
 
-    // a code-only change: only the changed layers go
-    let second = ship("dl-ship-2");
+    // a code-only change: only the changed layers go; `--to` names the
+    // engine by its [hosts] entry this time
+    let text = std::fs::read_to_string(&p.config).unwrap();
+    let root = p.path().display();
+    std::fs::write(
+        &p.config,
+        format!(
+            "{text}\n[hosts.pd]\nengine = \"{}\"\nroles = [\"portal\", \"worker\"]\nsocket_root = \"{root}/pd-run\"\nstate_root = \"{root}/pd-state\"\n",
+            d.host()
+        ),
+    )
+    .unwrap();
+    let second = ship("dl-ship-2", "pd");
     assert_eq!(second["id"], main_id(&v2).as_str(), "{second}");
     let sent = second["bytes_sent"].as_u64().unwrap();
     let layers = second["layers"].as_u64().unwrap();
