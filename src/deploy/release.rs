@@ -89,7 +89,7 @@ impl<E: Engine> Deployer<'_, E> {
             ReleaseAction::Refuse { .. } => unreachable!("refused above"),
         };
         if existing.is_some() {
-            let records = backups::read(&self.host.layout.backups())?;
+            let records = backups::read(&self.backups_path())?;
             self.note_backup(backups::newest_for(&records, tag.as_str()).map(|r| r.name.clone()));
         }
         let command = self.cfg.release.command.join(" ");
