@@ -270,7 +270,7 @@ fn release_kill_names_what_it_kills_and_needs_the_tag() {
     let (code, err) = finish(bg);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("live release was not touched") && err.contains("partly"),
+        err.contains("no release was live and none went live") && err.contains("partly"),
         "{err}"
     );
 }
@@ -440,7 +440,10 @@ fn in_a_fleet_the_release_verbs_act_on_the_release_host() {
     );
     let (code, err) = finish(bg);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("partly"), "{err}");
+    assert!(
+        err.contains("the live release (1.0.0) was not touched") && err.contains("partly"),
+        "{err}"
+    );
 
     // a backup now, by the live release on the release host, and its restore
     let name = f.ok(&rig, &["backup"]);

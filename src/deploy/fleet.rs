@@ -187,7 +187,8 @@ impl<'a, E: Engine> Fleet<'a, E> {
             r.from_color = s.obs.live.map(|c| c.to_string());
         }
         if intent == Intent::Promote {
-            self.release_host().release(tag).await?;
+            let live = seen.iter().find_map(|s| s.obs.live_tag());
+            self.release_host().release(tag, live).await?;
         }
         // Prepare: the idle color on every portal host, healthy, its flip
         // made ready.
