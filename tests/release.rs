@@ -453,3 +453,58 @@ fn in_a_fleet_the_release_verbs_act_on_the_release_host() {
     let out = f.ok(&rig, &["backup", "--verify"]);
     assert!(out.contains("integrity ok"), "{out}");
 }
+
+#[test]
+fn with_postgresql_the_example_backs_up_with_pg_dump_and_verify_restores_it() {
+    use common::fleet::Fleet;
+    use common::rig::Rig;
+    ensure_image("1.0.0");
+    let rig = Rig::up_with(1, &["--postgres"]);
+    rig.load(&[&format!("{IMAGE}:1.0.0")]);
+    let pg = rig.pg_url().expect("the rig is up with --postgres");
+    let f = Fleet::with(
+        &rig,
+        &["web1"],
+        &[],
+        &["web1"],
+        "",
+        Some(&format!("DATABASE_URL={pg}\n")),
+    );
+    let backup = BACKUP
+        .replace(".sqlite3\"", ".dump\"")
+        .replace("/tmp/webdock-scratch.sqlite3", "webdock_scratch");
+    let text = std::fs::read_to_string(&f.config).unwrap();
+    std::fs::write(&f.config, format!("{text}{backup}")).unwrap();
+    f.ok(&rig, &["promote", "1.0.0"]);
+    // a backup of the migrated database, by pg_dump
+    let name = f.ok(&rig, &["backup"]);
+    let v: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["backups", "--json"])).unwrap();
+    let newest = v.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(newest["name"], name.trim());
+    let file = f
+        .path()
+        .join(newest["file"].as_str().unwrap().strip_prefix("/").unwrap());
+    let dump = std::fs::read(&file).unwrap();
+    assert!(
+        dump.starts_with(b"PGDMP"),
+        "a pg_dump custom archive: {file:?}"
+    );
+    let out = f.ok(&rig, &["backup", "--verify"]);
+    assert!(out.contains("restored ok"), "{out}");
+    let applied: u32 = out
+        .split(" migrations applied")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(applied > 0, "the migrated database came back: {out}");
+    // a corrupted dump does not verify
+    std::fs::write(&file, &dump[..dump.len() / 2]).unwrap();
+    let o = f.webdock(&rig, &["backup", "--verify"]);
+    let err = err_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(name.trim()) && err.contains("pg_restore"),
+        "{err}"
+    );
+}
