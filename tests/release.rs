@@ -270,7 +270,7 @@ fn release_kill_names_what_it_kills_and_needs_the_tag() {
     let (code, err) = finish(bg);
     assert_eq!(code, Some(1), "{err}");
     assert!(
-        err.contains("live release was not touched") && err.contains("partly"),
+        err.contains("no release was live and none went live") && err.contains("partly"),
         "{err}"
     );
 }
@@ -359,4 +359,152 @@ fn backup_verbs_refuse_bad_input_with_exit_2() {
         .arg(&p.config)
         .args(["release", "kill", "bad tag"]));
     assert_eq!(o.status.code(), Some(2), "{}", err_of(&o));
+}
+
+/// `docker inspect` of `name` on a rig host's engine: "ID RUNNING", if it exists.
+fn rig_container(h: &common::rig::RigHost, name: &str) -> Option<String> {
+    let o = run(Command::new("docker")
+        .env("DOCKER_HOST", &h.docker_unix)
+        .args(["inspect", "-f", "{{.Id}} {{.State.Running}}", name]));
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+#[test]
+fn in_a_fleet_the_release_verbs_act_on_the_release_host() {
+    use common::fleet::Fleet;
+    use common::rig::Rig;
+    ensure_image("1.0.0");
+    slow_image();
+    let rig = Rig::up(2);
+    rig.load(&[&format!("{IMAGE}:1.0.0"), &format!("{IMAGE}:slow")]);
+    let f = Fleet::new(&rig, &["web1", "web2"], &[]);
+    // web2 runs the release phase: not the first host, not the controller
+    let text = std::fs::read_to_string(&f.config).unwrap().replacen(
+        "[env]\n",
+        "[env]\nSLOW_MIGRATION_SECONDS = \"120\"\n",
+        1,
+    );
+    std::fs::write(
+        &f.config,
+        format!("{text}[release]\nhost = \"web2\"\n{BACKUP}"),
+    )
+    .unwrap();
+    let list = |f: &Fleet| -> Vec<serde_json::Value> {
+        let v: serde_json::Value =
+            serde_json::from_str(&f.ok(&rig, &["backups", "--json"])).unwrap();
+        v.as_array().unwrap().clone()
+    };
+    f.ok(&rig, &["promote", "1.0.0"]);
+    let backups = list(&f);
+    assert_eq!(
+        backups.len(),
+        1,
+        "the fleet's backup is listed: {backups:?}"
+    );
+    assert_eq!(backups[0]["tag"], "1.0.0");
+    assert_eq!(f.history()[0]["backup"], backups[0]["name"]);
+
+    let starts = || {
+        std::fs::read_to_string(f.path().join("data/release-starts"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let bg = Bg(f
+        .cmd(&rig)
+        .args(["promote", "slow"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap());
+    wait_for(120, "the slow migration to start", || {
+        (starts() == 1).then_some(())
+    });
+    let rel = format!("fl{}-release-slow", rig.id);
+    let on_web2 = rig_container(rig.host("web2"), &rel).expect("it runs on the release host");
+    assert!(on_web2.ends_with("true"), "{on_web2}");
+    assert!(rig_container(rig.host("web1"), &rel).is_none());
+    assert!(container_id(&rel).is_none(), "not on this machine's engine");
+
+    let logs = f.ok(&rig, &["logs", "release"]);
+    assert!(logs.contains("slow migration: started"), "{logs}");
+    let o = f.webdock(&rig, &["release", "kill", "slow"]);
+    let err = err_of(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains(&rel) && err.contains("partly"), "{err}");
+    assert!(
+        rig_container(rig.host("web2"), &rel).is_none(),
+        "killed and removed"
+    );
+    let (code, err) = finish(bg);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("the live release (1.0.0) was not touched") && err.contains("partly"),
+        "{err}"
+    );
+
+    // a backup now, by the live release on the release host, and its restore
+    let name = f.ok(&rig, &["backup"]);
+    let backups = list(&f);
+    assert_eq!(backups.len(), 2, "{backups:?}"); // keep = 2
+    assert_eq!(backups[1]["name"], name.trim());
+    let out = f.ok(&rig, &["backup", "--verify"]);
+    assert!(out.contains("integrity ok"), "{out}");
+}
+
+#[test]
+fn with_postgresql_the_example_backs_up_with_pg_dump_and_verify_restores_it() {
+    use common::fleet::Fleet;
+    use common::rig::Rig;
+    ensure_image("1.0.0");
+    let rig = Rig::up_with(1, &["--postgres"]);
+    rig.load(&[&format!("{IMAGE}:1.0.0")]);
+    let pg = rig.pg_url().expect("the rig is up with --postgres");
+    let f = Fleet::with(
+        &rig,
+        &["web1"],
+        &[],
+        &["web1"],
+        "",
+        Some(&format!("DATABASE_URL={pg}\n")),
+    );
+    let backup = BACKUP
+        .replace(".sqlite3\"", ".dump\"")
+        .replace("/tmp/webdock-scratch.sqlite3", "webdock_scratch");
+    let text = std::fs::read_to_string(&f.config).unwrap();
+    std::fs::write(&f.config, format!("{text}{backup}")).unwrap();
+    f.ok(&rig, &["promote", "1.0.0"]);
+    // a backup of the migrated database, by pg_dump
+    let name = f.ok(&rig, &["backup"]);
+    let v: serde_json::Value = serde_json::from_str(&f.ok(&rig, &["backups", "--json"])).unwrap();
+    let newest = v.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(newest["name"], name.trim());
+    let file = f
+        .path()
+        .join(newest["file"].as_str().unwrap().strip_prefix("/").unwrap());
+    let dump = std::fs::read(&file).unwrap();
+    assert!(
+        dump.starts_with(b"PGDMP"),
+        "a pg_dump custom archive: {file:?}"
+    );
+    let out = f.ok(&rig, &["backup", "--verify"]);
+    assert!(out.contains("restored ok"), "{out}");
+    let applied: u32 = out
+        .split(" migrations applied")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(applied > 0, "the migrated database came back: {out}");
+    // a corrupted dump does not verify
+    std::fs::write(&file, &dump[..dump.len() / 2]).unwrap();
+    let o = f.webdock(&rig, &["backup", "--verify"]);
+    let err = err_of(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(name.trim()) && err.contains("pg_restore"),
+        "{err}"
+    );
 }

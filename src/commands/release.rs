@@ -5,23 +5,82 @@
 //! explicit verb for a person who decides to, and it names what it kills.
 //! `backup --verify` restores the newest backup into a scratch database
 //! and checks it, so a backup is known to restore, not just to exist.
+//!
+//! With `[hosts]` they all act on the release host (`Config::release_host`,
+//! the one whose engine runs the release command), with its paths; the
+//! backup records live on the controller, beside the fleet's history.
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use serde_json::json;
 
 use crate::backups;
 use crate::config::{fill, Config};
 use crate::deploy::{take_deploy_lock, Deployer};
-use crate::engine::{ContainerInfo, Engine};
+use crate::engine::{ContainerInfo, Docker, Engine};
+use crate::host::Host;
+use crate::lock::Lock;
 use crate::names::Tag;
 use crate::out::Out;
 use crate::plan::is_active;
 use crate::roles::{LABEL_ROLE, LABEL_TAG};
 use crate::Usage;
+
+/// The host that runs the release phase: the local engine for the fleet
+/// of one, else the release host of `[hosts]` through its engine.
+async fn release_host(cfg: &Config) -> anyhow::Result<Host<Docker>> {
+    let Some(h) = cfg.release_host() else {
+        return super::local_host(cfg).await;
+    };
+    let engine = crate::fleet::connect_one(h)
+        .await
+        .with_context(|| format!("release host {}: {} unreachable", h.name, h.engine))?;
+    Ok(Host::remote(cfg, h, engine))
+}
+
+/// The deploy lock `webdock backup` holds (the fleet lock with `[hosts]`)
+/// and the live tag it backs up by.
+enum Held {
+    Local(#[allow(dead_code)] Lock),
+    Fleet(#[allow(dead_code)] crate::fleet::FleetLock),
+}
+
+async fn lock_for_backup(cfg: &Config, host: &Host<Docker>) -> anyhow::Result<(Held, String)> {
+    let none = || -> anyhow::Error {
+        Usage("no release is live: nothing to back up yet\nhint: promote makes one before each release command".into()).into()
+    };
+    if cfg.hosts.is_empty() {
+        let lock = take_deploy_lock(cfg, "backup", None)?;
+        let obs = host.observe(&cfg.project).await?;
+        let live = obs.live_tag().ok_or_else(none)?.to_string();
+        return Ok((Held::Local(lock), live));
+    }
+    let lh = crate::fleet::lock_host(cfg);
+    let lock_host = Host::remote(
+        cfg,
+        lh,
+        crate::fleet::connect_one(lh)
+            .await
+            .with_context(|| format!("lock host {}: {} unreachable", lh.name, lh.engine))?,
+    );
+    let mut live = None;
+    for h in [host, &lock_host] {
+        if let Some(t) = h.observe(&cfg.project).await?.live_tag() {
+            live = Some(t.to_string());
+            break;
+        }
+    }
+    let live = live.ok_or_else(none)?;
+    lock_host
+        .ensure_dirs(&format!("{}:{live}", cfg.image))
+        .await?;
+    let lock = crate::fleet::FleetLock::take(&lock_host, "backup", None).await?;
+    crate::proxy::ensure_dirs(&cfg.layout())?; // the controller keeps the records
+    Ok((Held::Fleet(lock), live))
+}
 
 async fn release_containers(
     cfg: &Config,
@@ -57,8 +116,9 @@ pub async fn kill(
     yes: bool,
     out: Out,
 ) -> anyhow::Result<ExitCode> {
-    let engine = super::engine().await?;
-    let running: Vec<ContainerInfo> = release_containers(cfg, &engine)
+    let host = release_host(cfg).await?;
+    let engine = &host.engine;
+    let running: Vec<ContainerInfo> = release_containers(cfg, engine)
         .await?
         .into_iter()
         .filter(is_active)
@@ -114,8 +174,9 @@ pub async fn logs(
     follow: bool,
     tail: &str,
 ) -> anyhow::Result<ExitCode> {
-    let engine = super::engine().await?;
-    let all = release_containers(cfg, &engine).await?;
+    let host = release_host(cfg).await?;
+    let engine = &host.engine;
+    let all = release_containers(cfg, engine).await?;
     let c = match tag {
         Some(t) => all.iter().find(|c| c.label(LABEL_TAG) == Some(t)),
         None => all.iter().find(|c| is_active(c)).or(all.first()),
@@ -176,15 +237,11 @@ pub async fn backup(cfg: &Config, verify: bool, out: Out) -> anyhow::Result<Exit
             cfg.path.display()
         )));
     }
-    let host = super::local_host(cfg).await?;
+    let host = release_host(cfg).await?;
     let d = Deployer::new(cfg, &host, out)?;
     if !verify {
-        let _lock = take_deploy_lock(cfg, "backup", None)?;
-        let obs = host.observe(&cfg.project).await?;
-        let Some(live) = obs.live_tag() else {
-            bail!(Usage("no release is live: nothing to back up yet\nhint: promote makes one before each release command".into()));
-        };
-        let tag = super::parse_tag(live)?;
+        let (_lock, live) = lock_for_backup(cfg, &host).await?;
+        let tag = super::parse_tag(&live)?;
         let r = d.take_backup(&tag).await?;
         if out.json {
             out.data_pretty(&r)?;
@@ -197,11 +254,11 @@ pub async fn backup(cfg: &Config, verify: bool, out: Out) -> anyhow::Result<Exit
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let records = backups::read(&host.layout.backups())?;
+    let records = backups::read(&d.backups_path())?;
     let Some(newest) = records.last() else {
         bail!(
             "no backups on record in {}\nhint: webdock backup",
-            host.layout.backups().display()
+            d.backups_path().display()
         );
     };
     // Its own release's image restores it best; the live one if that is gone.

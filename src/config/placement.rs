@@ -94,11 +94,18 @@ impl Config {
         if !workers.is_empty() {
             return (workers, failover);
         }
-        let release = self
-            .release
-            .host
-            .clone()
-            .or_else(|| self.hosts.first().map(|h| h.name.clone()));
+        let release = self.release_host().map(|h| h.name.clone());
         (release.into_iter().collect(), failover)
+    }
+
+    /// The host of `[hosts]` that runs the release phase (the release
+    /// command, backups, `logs release`, `release kill`): `release.host`,
+    /// else the first host by name. None for the fleet of one.
+    pub fn release_host(&self) -> Option<&crate::config::HostConfig> {
+        let named = self.release.host.as_deref();
+        self.hosts
+            .iter()
+            .find(|h| Some(h.name.as_str()) == named)
+            .or(self.hosts.first())
     }
 }

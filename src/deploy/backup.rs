@@ -42,6 +42,16 @@ impl<E: Engine> Deployer<'_, E> {
         *self.backup.lock().unwrap_or_else(|e| e.into_inner()) = name;
     }
 
+    /// Where the backup records live: beside the history, so on the host
+    /// for the fleet of one and on the controller for a fleet, where
+    /// `webdock backups` and `backup --verify` read them.
+    pub fn backups_path(&self) -> std::path::PathBuf {
+        match self.host.reach {
+            crate::host::Reach::Local => self.host.layout.backups(),
+            crate::host::Reach::Engine => self.cfg.layout().backups(),
+        }
+    }
+
     /// Backs up before `tag`'s release command; returns the backup's name
     /// (None when no backup is configured).
     pub(super) async fn backup(&self, tag: &Tag) -> anyhow::Result<Option<String>> {
@@ -84,7 +94,7 @@ impl<E: Engine> Deployer<'_, E> {
             when: crate::clock::rfc3339(now),
             seconds: (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         };
-        let path = self.host.layout.backups();
+        let path = self.backups_path();
         let mut all = backups::read(&path)?;
         all.push(record.clone());
         backups::write(&path, &all)?;
@@ -107,7 +117,7 @@ impl<E: Engine> Deployer<'_, E> {
         match r {
             Ok(run) if run.code == 0 => {
                 let keep: Vec<Record> = all.into_iter().filter(|r| !doomed.contains(r)).collect();
-                if let Err(e) = backups::write(&self.host.layout.backups(), &keep) {
+                if let Err(e) = backups::write(&self.backups_path(), &keep) {
                     tracing::warn!("removed old backups but could not record it: {e}");
                 }
             }

@@ -225,6 +225,7 @@ impl Engine for Fake {
         std::future::pending().await
     }
     async fn logs_tail(&self, name: &str, _lines: usize) -> Result<String> {
+        self.log(format!("logs {name}"));
         Ok(format!("logs of {name}\n"))
     }
     async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String> {

@@ -57,8 +57,10 @@ fn host_errors(results: Vec<(String, anyhow::Result<()>)>) -> Vec<String> {
 }
 
 impl<'a, E: Engine> Fleet<'a, E> {
+    /// `Config::release_host`'s deployer (the lock host, first by name,
+    /// cannot be skipped; the named one can, and then the first runs it).
     fn release_host(&self) -> &Deployer<'a, E> {
-        let named = self.cfg.release.host.as_deref();
+        let named = self.cfg.release_host().map(|h| h.name.as_str());
         self.hosts
             .iter()
             .find(|d| Some(d.host.name.as_str()) == named)
@@ -185,7 +187,8 @@ impl<'a, E: Engine> Fleet<'a, E> {
             r.from_color = s.obs.live.map(|c| c.to_string());
         }
         if intent == Intent::Promote {
-            self.release_host().release(tag).await?;
+            let live = seen.iter().find_map(|s| s.obs.live_tag());
+            self.release_host().release(tag, live).await?;
         }
         // Prepare: the idle color on every portal host, healthy, its flip
         // made ready.

@@ -204,7 +204,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             }
             PromotePlan::Switch { idle, release } => {
                 if release {
-                    self.release(tag).await?;
+                    self.release(tag, obs.live_tag()).await?;
                 }
                 self.start_portal(idle, tag).await?;
                 self.flip_and_verify(idle, obs.live, tag).await?;

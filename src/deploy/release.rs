@@ -34,8 +34,9 @@ enum Stopped {
 
 impl<E: Engine> Deployer<'_, E> {
     /// Runs `tag`'s release command, or waits for the one already running;
-    /// remembers the backup taken before it for history.
-    pub(super) async fn release(&self, tag: &Tag) -> anyhow::Result<()> {
+    /// remembers the backup taken before it for history. `live`: the tag
+    /// live when the promote began (what a failure says was not touched).
+    pub(super) async fn release(&self, tag: &Tag, live: Option<&str>) -> anyhow::Result<()> {
         if self.cfg.release.command.is_empty() {
             return Ok(());
         }
@@ -89,7 +90,7 @@ impl<E: Engine> Deployer<'_, E> {
             ReleaseAction::Refuse { .. } => unreachable!("refused above"),
         };
         if existing.is_some() {
-            let records = backups::read(&self.host.layout.backups())?;
+            let records = backups::read(&self.backups_path())?;
             self.note_backup(backups::newest_for(&records, tag.as_str()).map(|r| r.name.clone()));
         }
         let command = self.cfg.release.command.join(" ");
@@ -129,8 +130,12 @@ impl<E: Engine> Deployer<'_, E> {
                 let backup = backup
                     .map(|b| format!("; the backup taken before it is {b}"))
                     .unwrap_or_default();
+                let untouched = match live {
+                    Some(t) => format!("the live release ({t}) was not touched"),
+                    None => "no release was live and none went live".to_string(),
+                };
                 Err(anyhow!(
-                    "release command `{command}` exited with {code}{killed} in {name}: the live release was not touched, but the migration may have changed the database partly{backup}\nhint: read its output below; to restore a backup see docs/operations.md and `webdock backups`\n--- its output ---\n{}",
+                    "release command `{command}` exited with {code}{killed} in {name}: {untouched}, but the migration may have changed the database partly{backup}\nhint: read its output below; to restore a backup see docs/operations.md and `webdock backups`\n--- its output ---\n{}",
                     output.trim_end()
                 ))
             })

@@ -132,7 +132,7 @@ async fn a_failed_release_command_says_the_database_may_have_changed() {
     let msg = format!("{e:#}");
     for needle in [
         "exited with 3",
-        "live release was not touched",
+        "no release was live and none went live",
         "partly",
         "logs of demo-release-2",
         "backup taken before it is 2-",
@@ -190,4 +190,53 @@ async fn backups_are_recorded_named_in_history_and_kept_to_keep() {
     let (h, _) = history::read(&c.layout().history()).unwrap();
     assert_eq!(h[2].backup.as_deref(), Some(rs[1].name.as_str()));
     assert!(rs[1].file.starts_with("/data/backups/3-") && rs[1].file.ends_with(".backup"));
+}
+
+#[tokio::test]
+async fn a_failed_release_command_names_the_live_release_it_did_not_touch() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path(), "");
+    let f = Fake::default();
+    let h = Host::local(&c, &f);
+    let dep = Deployer::new(&c, &h, Out::plain()).unwrap();
+    f.image("app", "1", "");
+    dep.promote(&tag("1"), Intent::Promote).await.unwrap();
+    f.image("app", "2", "");
+    *f.release_exit.lock().unwrap() = 3;
+    let e = dep.promote(&tag("2"), Intent::Promote).await.unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("the live release (1) was not touched") && msg.contains("partly"),
+        "{msg}"
+    );
+    assert_eq!(creates(&f, "portal-green"), 0, "{:?}", f.calls());
+}
+
+#[tokio::test]
+async fn another_tags_ended_release_container_is_read_reported_and_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let c = cfg(d.path(), BACKUP);
+    let f = Fake::default();
+    f.image("app", "2", "");
+    let ended = leave_release(&f, &c, "1", false);
+    let h = Host::local(&c, &f);
+    Deployer::new(&c, &h, Out::plain())
+        .unwrap()
+        .promote(&tag("2"), Intent::Promote)
+        .await
+        .unwrap();
+    let calls = f.calls();
+    let at = |s: &str| {
+        calls
+            .iter()
+            .position(|c| c == s)
+            .unwrap_or_else(|| panic!("no {s:?} in {calls:?}"))
+    };
+    // its exit code and output are read, then it is removed, all before
+    // this tag's backup and release command
+    assert!(at(&format!("wait {ended}")) < at(&format!("logs {ended}")));
+    assert!(at(&format!("logs {ended}")) < at(&format!("remove {ended}")));
+    assert!(at(&format!("remove {ended}")) < at("create demo-backup-2"));
+    assert!(at("create demo-backup-2") < at("create demo-release-2"));
+    assert!(!f.containers.lock().unwrap().contains_key(&ended));
 }
