@@ -60,6 +60,9 @@ pub struct WorkerSeen {
     pub restarts: i64,
     /// Seconds since it last started.
     pub uptime_s: Option<i64>,
+    /// Kills by its heartbeat watchdog in the last hour: restarts the
+    /// container's count may not show.
+    pub watchdog_kills: usize,
     /// Seconds since the daemon's last heartbeat (None: it could not be
     /// read), and its limit, when the djob has a heartbeat configured.
     pub heartbeat: Option<(Option<i64>, Duration)>,
@@ -212,6 +215,15 @@ pub fn evaluate(i: &CheckInput) -> Verdict {
         }
         if let Some((age, limit)) = w.heartbeat {
             let limit_s = limit.as_secs() as i64;
+            // The watchdog gives a new daemon a full limit from its start
+            // (it touches the beat when it sees a new pid): the age that
+            // counts is at most the uptime, which also covers a beat not
+            // written yet, or one left by the container's previous run.
+            let age = match (age, w.uptime_s.filter(|_| w.running)) {
+                (Some(a), Some(up)) => Some(a.min(up)),
+                (None, Some(up)) if up <= limit_s => Some(up),
+                (age, _) => age,
+            };
             match age {
                 Some(age) if w.running && age > limit_s => add(
                     State::Critical,
@@ -231,7 +243,15 @@ pub fn evaluate(i: &CheckInput) -> Verdict {
             let value = age.map(|a| format!("{a}s")).unwrap_or_else(|| "U".into());
             perf.push(format!("'{}_heartbeat_age'={value};;{limit_s}", w.label));
         }
-        if w.restarts > 0 && w.uptime_s.is_some_and(|u| u < HOUR) {
+        if w.watchdog_kills > 0 {
+            add(
+                State::Warning,
+                format!(
+                    "{}{on} restarted in the last hour ({} kill(s) by its heartbeat watchdog)",
+                    w.name, w.watchdog_kills
+                ),
+            );
+        } else if w.restarts > 0 && w.uptime_s.is_some_and(|u| u < HOUR) {
             add(
                 State::Warning,
                 format!(

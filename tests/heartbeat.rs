@@ -16,17 +16,20 @@ const HANGER: &str = r#"[djobs.hanger]
 command = ["python", "-c", "import os, pathlib, signal, time; signal.signal(signal.SIGTERM, lambda *a: None); f = pathlib.Path(os.environ['WEBDOCK_HEARTBEAT_FILE']); hung = os.path.exists('/data/hanger.log') and 'hang' in open('/data/hanger.log').read(); log = lambda w: open('/data/hanger.log', 'a').write(f'{w} {os.getpid()} {time.time()}' + chr(10)); log('start'); [(f.touch(), time.sleep(0.5)) for i in range(10)]; hung and [(f.touch(), time.sleep(0.5)) for i in iter(int, 1)]; log('hang'); time.sleep(1e9)"]
 "#;
 
-/// The djob's `heartbeat`, the watchdog's step at that limit (a tenth, at
-/// least 1 s), and its `stop_grace`: long, so that `status` and `check`
-/// have time to see the hung daemon before it is SIGKILLed.
-const LIMIT: f64 = 3.0;
+/// The djob's `heartbeat` (long enough for python to start on a machine
+/// at a load of 25: a daemon gets the full limit from its start), the
+/// watchdog's step at that limit (a tenth, at least 1 s), and its
+/// `stop_grace`: long, so that `status` and `check` have time to see the
+/// hung daemon before it is SIGKILLed.
+const LIMIT: f64 = 10.0;
 const STEP: f64 = 1.0;
 const GRACE: f64 = 10.0;
 /// The watchdog counts in whole seconds (its age and the kill's time).
 const ROUNDING: f64 = 2.0;
-/// Scheduling slack on a loaded machine, and a python djob's start.
+/// Scheduling slack on a loaded machine, and a container's restart with
+/// a python djob's start (38 s seen at a load average of 50 on 2 cores).
 const SLACK: f64 = 5.0;
-const START_BUDGET: f64 = 20.0;
+const START_BUDGET: f64 = 60.0;
 
 /// What on-call saw while the daemon hung: when, `status --json`, the
 /// status table, and `check`'s exit code and line.
@@ -87,17 +90,30 @@ fn a_djob_that_hangs_is_killed_and_restarted_and_never_runs_twice() {
     let deadline = Instant::now() + Duration::from_secs(180);
     let (mut max_procs, mut polls) = (0, 0u64);
     let mut stale_seen: Option<Seen> = None;
-    while kill_times().is_empty() || lines("start").len() < 2 {
+    // The daemon that hangs is the one that logs `hang`; on a loaded
+    // machine an earlier start may be killed before it got there (its
+    // python slower than the limit), and that is not what is tested here.
+    let after = |v: Vec<f64>, t: f64| -> Vec<f64> { v.into_iter().filter(|&x| x > t).collect() };
+    let done = || {
+        let hang = lines("hang").first().copied()?;
+        let kill = after(kill_times(), hang - 1.0).first().copied()?;
+        after(lines("start"), kill).first().map(|_| ())
+    };
+    while done().is_none() {
         assert!(
             Instant::now() < deadline,
-            "the hung djob was not killed and restarted within 180 s: kills {:?}, log {:?}\n{}",
+            "the hung djob did not hang, get killed and restart within 180 s: kills {:?}, log {:?}\n{}",
             kill_times(),
             std::fs::read_to_string(&log).unwrap_or_default(),
             docker_ok(&["logs", "--tail", "20", &p.container_name("djob-hanger")])
         );
         max_procs = max_procs.max(hangers());
         polls += 1;
-        if stale_seen.is_none() && !lines("hang").is_empty() {
+        let hang = lines("hang")
+            .first()
+            .copied()
+            .filter(|_| stale_seen.is_none());
+        if let Some(hang) = hang {
             let age = std::fs::metadata(&beat)
                 .and_then(|m| m.modified())
                 .ok()
@@ -109,17 +125,17 @@ fn a_djob_that_hangs_is_killed_and_restarted_and_never_runs_twice() {
                 let st = p.status_json();
                 let text = p.ok(&["status"]);
                 stale_seen = Some((at, st, text, check()));
-                assert_eq!(
-                    lines("start").len(),
-                    1,
+                assert!(
+                    after(lines("start"), hang).is_empty(),
                     "status and check saw the hung daemon, not its successor"
                 );
             }
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let kills = kill_times();
-    let (starts, hangs) = (lines("start"), lines("hang"));
+    let hangs = lines("hang");
+    let kills = after(kill_times(), hangs[0] - 1.0);
+    let starts = after(lines("start"), kills[0]);
     assert_eq!(max_procs, 1, "never two hangers, in {polls} polls");
     let (stale_at, st, text, (code, line)) =
         stale_seen.expect("the test looked while the beat was stale");
@@ -157,9 +173,9 @@ fn a_djob_that_hangs_is_killed_and_restarted_and_never_runs_twice() {
         killed > LIMIT - ROUNDING && killed <= LIMIT + STEP + ROUNDING + SLACK,
         "killed {killed:.1} s after the last beat (limit {LIMIT} s, step {STEP} s)"
     );
-    let back = starts[1] - last_beat;
+    let back = starts[0] - last_beat;
     assert!(
-        starts[1] > kills[0] && back <= LIMIT + STEP + ROUNDING + GRACE + START_BUDGET + SLACK,
+        back <= LIMIT + STEP + ROUNDING + GRACE + START_BUDGET + SLACK,
         "started again {back:.1} s after the last beat: starts {starts:?}, kills {kills:?}"
     );
     let c = p.container_name("djob-hanger");
@@ -197,7 +213,12 @@ fn a_djob_that_hangs_is_killed_and_restarted_and_never_runs_twice() {
         let (again, line) = check();
         assert_eq!(again, code, "still WARNING: {line}");
     }
-    assert_eq!(kill_times().len(), 1, "it hung once and was killed once");
+    assert_eq!(
+        after(kill_times(), hangs[0] - 1.0).len(),
+        1,
+        "it hung once and was killed once"
+    );
+    let all_kills = kill_times().len();
     let st = p.status_json();
     let d = st["djobs"]
         .as_array()
@@ -208,8 +229,8 @@ fn a_djob_that_hangs_is_killed_and_restarted_and_never_runs_twice() {
         .unwrap();
     assert_eq!(d["heartbeat"]["limit_s"], LIMIT as u64, "{d}");
     assert_eq!(d["heartbeat"]["stale"], false, "{d}");
-    assert_eq!(d["heartbeat"]["kills"], 1, "{d}");
-    assert_eq!(d["heartbeat"]["kills_last_hour"], 1, "{d}");
+    assert_eq!(d["heartbeat"]["kills"], all_kills, "{d}");
+    assert_eq!(d["heartbeat"]["kills_last_hour"], all_kills, "{d}");
     assert_eq!(hangers(), 1);
     eprintln!(
         "heartbeat {LIMIT}s, grace {GRACE}s: last beat -> kill {killed:.1} s, -> restart {back:.1} s"

@@ -12,6 +12,7 @@ fn worker(name: &str) -> WorkerSeen {
         tag: Some("2".into()),
         restarts: 0,
         uptime_s: Some(5 * HOUR),
+        watchdog_kills: 0,
         heartbeat: None,
     }
 }
@@ -72,6 +73,30 @@ fn verdicts() {
             |i| i.workers[0].heartbeat = Some((None, Duration::from_secs(60))),
             State::Unknown,
             "its heartbeat cannot be read",
+        ),
+        (
+            "no beat yet, just started",
+            |i| {
+                i.workers[0].heartbeat = Some((None, Duration::from_secs(60)));
+                i.workers[0].uptime_s = Some(4)
+            },
+            State::Ok,
+            "'billing_heartbeat_age'=4s;;60",
+        ),
+        (
+            "an old beat from before a restart",
+            |i| {
+                i.workers[0].heartbeat = Some((Some(200), Duration::from_secs(60)));
+                i.workers[0].uptime_s = Some(2)
+            },
+            State::Ok,
+            "'billing_heartbeat_age'=2s;;60",
+        ),
+        (
+            "killed by its watchdog",
+            |i| i.workers[0].watchdog_kills = 1,
+            State::Warning,
+            "1 kill(s) by its heartbeat watchdog",
         ),
         (
             "fresh heartbeat",

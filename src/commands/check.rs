@@ -200,17 +200,14 @@ fn worker(cfg: &Config, role: &Role, seen: &[Seen]) -> WorkerSeen {
         tag: pick.and_then(|(_, r, _)| r.tag.clone()),
         restarts: pick.map(|(_, r, _)| r.restarts).unwrap_or(0),
         uptime_s: pick.and_then(|(_, r, _)| r.uptime_s),
+        watchdog_kills: 0,
         heartbeat: None,
     };
     let hb = pick.and_then(|(_, _, h)| *h);
     // A djob with a heartbeat whose age could not be read is unknown,
     // never fresh.
     w.heartbeat = heartbeat_limit.map(|limit| (hb.and_then(|h| h.age_s).map(|a| a as i64), limit));
-    if hb.is_some_and(|h| h.kills_last_hour > 0) {
-        // a watchdog kill is a restart the container count may not show
-        w.restarts = w.restarts.max(1);
-        w.uptime_s = Some(w.uptime_s.map_or(0, |u| u.min(3599)));
-    }
+    w.watchdog_kills = hb.map_or(0, |h| h.kills_last_hour);
     w
 }
 
