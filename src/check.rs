@@ -47,6 +47,12 @@ impl State {
 pub struct WorkerSeen {
     /// `cron` or `djob billing`.
     pub name: String,
+    /// On a fleet: the host it runs on, or where it should (its stopped
+    /// container, else the first host of its placement).
+    pub host: Option<String>,
+    /// Hosts of its placement that could not be looked at: not seen
+    /// running is then unknown, not "not running".
+    pub unseen: Vec<String>,
     /// For perfdata labels: `cron`, `billing`.
     pub label: String,
     pub running: bool,
@@ -54,19 +60,46 @@ pub struct WorkerSeen {
     pub restarts: i64,
     /// Seconds since it last started.
     pub uptime_s: Option<i64>,
-    /// Seconds since the daemon's last heartbeat, and its limit, when the
-    /// djob has a heartbeat configured.
-    pub heartbeat: Option<(i64, Duration)>,
+    /// Kills by its heartbeat watchdog in the last hour: restarts the
+    /// container's count may not show.
+    pub watchdog_kills: usize,
+    /// Seconds since the daemon's last heartbeat (None: it could not be
+    /// read), and its limit, when the djob has a heartbeat configured.
+    pub heartbeat: Option<(Option<i64>, Duration)>,
+}
+
+/// One host that serves the site (the fleet of one, or a portal host of
+/// `[hosts]`).
+#[derive(Debug, Clone)]
+pub struct HostSeen {
+    /// None for the fleet of one: its messages name no host.
+    pub name: Option<String>,
+    /// Why it could not be looked at: its state is unknown, never assumed.
+    pub unreachable: Option<String>,
+    pub live_tag: Option<String>,
+    /// The live color answered (2xx naming the live tag) through the host
+    /// nginx (or its socket, when no `public_url` is configured).
+    pub live_answers: Result<(), String>,
+}
+
+impl HostSeen {
+    fn prefix(&self) -> String {
+        self.name
+            .as_ref()
+            .map(|n| format!("{n}: "))
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct CheckInput {
     pub project: String,
-    pub live_tag: Option<String>,
-    /// The live color answered (2xx naming the live tag) through the host
-    /// nginx (or its socket, when no `public_url` is configured).
-    pub live_answers: Result<(), String>,
+    /// Every host (one for the fleet of one), and whether it serves the
+    /// site: a worker-only host of `[hosts]` only has to be reachable.
+    pub hosts: Vec<(HostSeen, bool)>,
     pub workers: Vec<WorkerSeen>,
+    /// Running portals: `portal blue [on web1]`, restarts, seconds up.
+    pub portals: Vec<(String, i64, Option<i64>)>,
     /// A portal of another tag than the live one, and seconds since it
     /// stopped being live.
     pub idle_portal: Option<(String, i64)>,
@@ -121,59 +154,135 @@ pub fn evaluate(i: &CheckInput) -> Verdict {
     let mut problems = Vec::new();
     let mut perf = Vec::new();
     let mut add = |state, message: String| problems.push(Problem { state, message });
-    match (&i.live_tag, &i.live_answers) {
-        (None, _) => add(State::Critical, "nothing is live".into()),
-        (Some(t), Err(why)) => add(
-            State::Critical,
-            format!("the live release {t} does not answer: {why}"),
-        ),
-        (Some(_), Ok(())) => {}
+    let fleet = i.hosts.iter().any(|(h, _)| h.name.is_some());
+    let (mut serving, mut answering) = (0, 0);
+    for (h, serves) in &i.hosts {
+        let at = h.prefix();
+        if let Some(why) = &h.unreachable {
+            add(
+                State::Critical,
+                format!("{at}cannot be reached, its state is unknown: {why}"),
+            );
+            serving += u8::from(*serves);
+            continue;
+        }
+        if !serves {
+            continue;
+        }
+        serving += 1;
+        match (&h.live_tag, &h.live_answers) {
+            (None, _) => add(State::Critical, format!("{at}nothing is live")),
+            (Some(t), Err(why)) => add(
+                State::Critical,
+                format!("{at}the live release {t} does not answer: {why}"),
+            ),
+            (Some(_), Ok(())) => answering += 1,
+        }
     }
-    perf.push(format!(
-        "'live_answers'={};;1:",
-        u8::from(i.live_answers.is_ok())
-    ));
+    perf.push(format!("'live_answers'={answering};;{serving}:"));
+    if fleet {
+        let down = i
+            .hosts
+            .iter()
+            .filter(|(h, _)| h.unreachable.is_some())
+            .count();
+        perf.push(format!("'hosts_unreachable'={down};;0"));
+    }
+    // The tag the workers should run: the one the (first reachable) site
+    // serves.
+    let live_tag = i
+        .hosts
+        .iter()
+        .filter(|(h, serves)| *serves && h.unreachable.is_none())
+        .find_map(|(h, _)| h.live_tag.clone());
     for w in &i.workers {
-        if !w.running {
-            add(State::Critical, format!("{} is not running", w.name));
+        let on = w
+            .host
+            .as_ref()
+            .map(|h| format!(" on {h}"))
+            .unwrap_or_default();
+        if !w.running && w.unseen.is_empty() {
+            add(State::Critical, format!("{}{on} is not running", w.name));
+        } else if !w.running {
+            add(
+                State::Unknown,
+                format!(
+                    "{} is not seen running: {} cannot be reached",
+                    w.name,
+                    w.unseen.join(", ")
+                ),
+            );
         }
         if let Some((age, limit)) = w.heartbeat {
             let limit_s = limit.as_secs() as i64;
-            if w.running && age > limit_s {
-                add(
+            // The watchdog gives a new daemon a full limit from its start
+            // (it touches the beat when it sees a new pid): the age that
+            // counts is at most the uptime, which also covers a beat not
+            // written yet, or one left by the container's previous run.
+            let age = match (age, w.uptime_s.filter(|_| w.running)) {
+                (Some(a), Some(up)) => Some(a.min(up)),
+                (None, Some(up)) if up <= limit_s => Some(up),
+                (age, _) => age,
+            };
+            match age {
+                Some(age) if w.running && age > limit_s => add(
                     State::Critical,
-                    format!("{} has not beaten for {age}s (limit {limit_s}s)", w.name),
-                );
+                    format!(
+                        "{}{on} has not beaten for {age}s (limit {limit_s}s)",
+                        w.name
+                    ),
+                ),
+                None if w.running => add(
+                    State::Unknown,
+                    format!("{}{on}: its heartbeat cannot be read", w.name),
+                ),
+                _ => {}
             }
-            perf.push(format!(
-                "'{}_heartbeat_age'={age}s;{};{}",
-                w.label,
-                limit_s / 2,
-                limit_s
-            ));
+            // No warning level: the watchdog acts at the limit. `U` is the
+            // plugin convention for a value that could not be measured.
+            let value = age.map(|a| format!("{a}s")).unwrap_or_else(|| "U".into());
+            perf.push(format!("'{}_heartbeat_age'={value};;{limit_s}", w.label));
         }
-        if w.restarts > 0 && w.uptime_s.is_some_and(|u| u < HOUR) {
+        if w.watchdog_kills > 0 {
             add(
                 State::Warning,
                 format!(
-                    "{} restarted in the last hour ({} restarts in all)",
+                    "{}{on} restarted in the last hour ({} kill(s) by its heartbeat watchdog)",
+                    w.name, w.watchdog_kills
+                ),
+            );
+        } else if w.restarts > 0 && w.uptime_s.is_some_and(|u| u < HOUR) {
+            add(
+                State::Warning,
+                format!(
+                    "{}{on} restarted in the last hour ({} restarts in all)",
                     w.name, w.restarts
                 ),
             );
         }
         perf.push(format!("'{}_restarts'={}c", w.label, w.restarts));
-        if let (Some(live), Some(tag)) = (&i.live_tag, &w.tag) {
+        if let (Some(live), Some(tag)) = (&live_tag, &w.tag) {
             if w.running && tag != live {
                 add(
                     State::Warning,
                     format!(
-                        "{} runs {tag} but {live} is live: a promote did not finish",
+                        "{}{on} runs {tag} but {live} is live: a promote did not finish",
                         w.name
                     ),
                 );
             }
         }
     }
+    for (name, restarts, up) in &i.portals {
+        if *restarts > 0 && up.is_some_and(|u| u < HOUR) {
+            add(
+                State::Warning,
+                format!("{name} restarted in the last hour ({restarts} restarts in all)"),
+            );
+        }
+    }
+    let portal_restarts: i64 = i.portals.iter().map(|p| p.1).sum();
+    perf.push(format!("'portal_restarts'={portal_restarts}c"));
     if let Some((tag, age)) = &i.idle_portal {
         let warn = i.idle_portal_warn.as_secs() as i64;
         if *age > warn {
@@ -198,10 +307,16 @@ pub fn evaluate(i: &CheckInput) -> Verdict {
     }
     let state = problems.iter().map(|p| p.state).max().unwrap_or(State::Ok);
     let summary = match problems.iter().filter(|p| p.state == state).count() {
+        0 if fleet => format!(
+            "{}: live {} and answering on {answering} host(s), {} worker(s) running",
+            i.project,
+            live_tag.as_deref().unwrap_or("-"),
+            i.workers.len()
+        ),
         0 => format!(
             "{}: live {} and answering, {} worker(s) running",
             i.project,
-            i.live_tag.as_deref().unwrap_or("-"),
+            live_tag.as_deref().unwrap_or("-"),
             i.workers.len()
         ),
         n => {
@@ -227,133 +342,4 @@ pub fn evaluate(i: &CheckInput) -> Verdict {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn worker(name: &str) -> WorkerSeen {
-        WorkerSeen {
-            name: format!("djob {name}"),
-            label: name.into(),
-            running: true,
-            tag: Some("2".into()),
-            restarts: 0,
-            uptime_s: Some(5 * HOUR),
-            heartbeat: None,
-        }
-    }
-
-    fn fine() -> CheckInput {
-        CheckInput {
-            project: "shop".into(),
-            live_tag: Some("2".into()),
-            live_answers: Ok(()),
-            workers: vec![worker("billing")],
-            idle_portal: Some(("1".into(), 60)),
-            idle_portal_warn: Duration::from_secs(7 * 24 * 3600),
-            disks: vec![("/var/lib/webdock".into(), 40.0)],
-            disk_warn_pct: 90.0,
-        }
-    }
-
-    #[test]
-    fn verdicts() {
-        type Case = (&'static str, fn(&mut CheckInput), State, &'static str);
-        let cases: Vec<Case> = vec![
-            ("all fine", |_| {}, State::Ok, "live 2 and answering"),
-            (
-                "portal down",
-                |i| i.live_answers = Err("502".into()),
-                State::Critical,
-                "does not answer: 502",
-            ),
-            (
-                "nothing live",
-                |i| i.live_tag = None,
-                State::Critical,
-                "nothing is live",
-            ),
-            (
-                "djob stopped",
-                |i| i.workers[0].running = false,
-                State::Critical,
-                "djob billing is not running",
-            ),
-            (
-                "stale heartbeat",
-                |i| i.workers[0].heartbeat = Some((200, Duration::from_secs(60))),
-                State::Critical,
-                "has not beaten for 200s",
-            ),
-            (
-                "fresh heartbeat",
-                |i| i.workers[0].heartbeat = Some((3, Duration::from_secs(60))),
-                State::Ok,
-                "answering",
-            ),
-            (
-                "recent restart",
-                |i| {
-                    i.workers[0].restarts = 2;
-                    i.workers[0].uptime_s = Some(30)
-                },
-                State::Warning,
-                "restarted in the last hour",
-            ),
-            (
-                "old restart",
-                |i| i.workers[0].restarts = 2,
-                State::Ok,
-                "answering",
-            ),
-            (
-                "half promote",
-                |i| i.workers[0].tag = Some("1".into()),
-                State::Warning,
-                "a promote did not finish",
-            ),
-            (
-                "old idle portal",
-                |i| i.idle_portal = Some(("1".into(), 8 * 24 * 3600)),
-                State::Warning,
-                "beside the live one",
-            ),
-            (
-                "disk full",
-                |i| i.disks[0].1 = 97.0,
-                State::Warning,
-                "97% full",
-            ),
-        ];
-        for (what, change, state, text) in cases {
-            let mut i = fine();
-            change(&mut i);
-            let v = evaluate(&i);
-            assert_eq!(v.state, state, "{what}: {v}");
-            assert!(v.to_string().contains(text), "{what}: {v}");
-        }
-    }
-
-    #[test]
-    fn the_worst_state_wins_and_perfdata_follows_the_bar() {
-        let mut i = fine();
-        i.disks[0].1 = 97.0;
-        i.workers[0].running = false;
-        i.workers[0].heartbeat = Some((3, Duration::from_secs(60)));
-        let v = evaluate(&i);
-        assert_eq!(v.state, State::Critical);
-        assert_eq!(v.state.exit_code(), 2);
-        let line = v.to_string();
-        assert!(
-            line.starts_with("WEBDOCK CRITICAL - shop: djob billing is not running (+1 lesser) | "),
-            "{line}"
-        );
-        assert!(line.contains("'billing_heartbeat_age'=3s;30;60"), "{line}");
-        assert!(line.contains("'live_answers'=1;;1:"), "{line}");
-        assert_eq!(
-            unknown("cannot reach the Docker engine\nhint: x")
-                .state
-                .exit_code(),
-            3
-        );
-    }
-}
+mod tests;

@@ -220,10 +220,12 @@ Example: webdock lb-snippet --listen 80 > /etc/nginx/conf.d/shop-lb.conf"
     /// A monitoring check (Nagios/Icinga/monit plugin): one line, exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     #[command(
         after_help = "CRITICAL: the live release does not answer through the host nginx, cron or a djob
-is not running, a djob's heartbeat is older than its limit.
+is not running, a djob's heartbeat is older than its limit; with [hosts], a host that cannot
+be reached (every host is asked; each worker is judged on the host that runs it).
 WARNING: a restart in the last hour, a promote that did not finish (workers on another tag),
 the warm previous portal older than check.idle_portal_warn, a disk over check.disk_warn.
-Performance data follows the `|`. With --json: one object.
+UNKNOWN: the check could not look (config, engine, a heartbeat that cannot be read).
+Performance data follows the `|`. With --json: one object. See docs/operations.md.
 
 Example (Nagios): command_line  /usr/local/bin/webdock -c /srv/shop/webdock.toml check"
     )]

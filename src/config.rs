@@ -76,7 +76,8 @@ pub struct Config {
     /// The fleet, by name; empty for the fleet of one (the local engine).
     pub hosts: Vec<HostConfig>,
     pub proxy: Proxy,
-    /// `[logging]` as written; `logging::for_role` resolves a role's.
+    /// `[logging]` as written; `logging::resolve` merges it with a role's own
+    /// `logging` table (`roles::Specs::spec` does, for every container).
     pub logging: Option<LogSettings>,
     /// `[build]`: the front-end asset step (`build::assets`).
     pub build: crate::build::assets::BuildSection,

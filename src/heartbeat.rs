@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, Djob};
+use crate::engine::Engine;
+use crate::host::{Host, Reach};
 
 /// Where the djob's heartbeat directory is mounted in its container.
 pub const MOUNT: &str = "/run/webdock/heartbeat";
@@ -66,8 +68,67 @@ pub fn parse_kills(text: &str) -> Vec<i64> {
 /// The heartbeat of a djob as the host sees it; None when the djob has no
 /// heartbeat configured.
 pub fn read(cfg: &Config, d: &Djob, now: SystemTime) -> Option<Heartbeat> {
+    Some(read_dir(&dir(cfg, &d.name), d.heartbeat?, now))
+}
+
+/// The heartbeat of a djob on `host`: a `stat` of the file on the fleet of
+/// one; on a host of `[hosts]`, one command in its helper container, which
+/// bind-mounts the host's socket directory (the host's own clock measures
+/// the age, so a controller's clock skew does not make it fresh or stale).
+/// A host that cannot be asked gives an unknown age, never a fresh one.
+pub async fn read_on<E: Engine>(host: &Host<E>, d: &Djob) -> Option<Heartbeat> {
     let limit = d.heartbeat?;
-    let dir = dir(cfg, &d.name);
+    let now = SystemTime::now();
+    if host.reach == Reach::Local {
+        return Some(read_dir(&host.layout.heartbeat_dir(&d.name), limit, now));
+    }
+    let dir = format!("{}/djobs/{}", crate::host::IN_SOCKETS, d.name);
+    let script = "date +%s; stat -c %Y \"$1/beat\" 2>/dev/null || echo -; cat \"$1/kills\" 2>/dev/null; true";
+    let cmd: Vec<String> = ["sh", "-c", script, "heartbeat", &dir]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let asked = tokio::time::timeout(
+        Duration::from_secs(10),
+        host.engine.exec(&host.helper_name(), &cmd),
+    )
+    .await;
+    let unknown = Heartbeat {
+        limit,
+        age: None,
+        kills: vec![],
+    };
+    let Ok(Ok(o)) = asked else {
+        return Some(unknown);
+    };
+    let here = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs() as i64)
+        .unwrap_or(0);
+    Some(parse_remote(&o.output, limit, here).unwrap_or(unknown))
+}
+
+/// The helper's answer: its clock, the beat's mtime (`-` when none), then
+/// the `kills` file. Kill times are moved onto the controller's clock
+/// (`here`), so "the last hour" means the same on every host.
+pub fn parse_remote(text: &str, limit: Duration, here: i64) -> Option<Heartbeat> {
+    let mut lines = text.lines();
+    let there: i64 = lines.next()?.trim().parse().ok()?;
+    let age = match lines.next()?.trim() {
+        "-" => None,
+        t => Some(Duration::from_secs(
+            there.saturating_sub(t.parse().ok()?).max(0) as u64,
+        )),
+    };
+    let rest: Vec<&str> = lines.collect();
+    let kills = parse_kills(&rest.join("\n"))
+        .into_iter()
+        .map(|t| t + (here - there))
+        .collect();
+    Some(Heartbeat { limit, age, kills })
+}
+
+fn read_dir(dir: &std::path::Path, limit: Duration, now: SystemTime) -> Heartbeat {
     let age = std::fs::metadata(dir.join(BEAT))
         .and_then(|m| m.modified())
         .ok()
@@ -75,7 +136,7 @@ pub fn read(cfg: &Config, d: &Djob, now: SystemTime) -> Option<Heartbeat> {
     let kills = std::fs::read_to_string(dir.join(KILLS))
         .map(|t| parse_kills(&t))
         .unwrap_or_default();
-    Some(Heartbeat { limit, age, kills })
+    Heartbeat { limit, age, kills }
 }
 
 #[cfg(test)]
@@ -117,5 +178,23 @@ mod tests {
         let h = read(&cfg, billing, later).unwrap();
         assert!(h.stale() && h.age.unwrap() >= Duration::from_secs(89));
         assert_eq!(h.kills, [1]);
+    }
+
+    #[test]
+    fn a_remote_answer_is_read_on_the_hosts_clock() {
+        let limit = Duration::from_secs(60);
+        // the host's clock is 100 s behind the controller's
+        let h = parse_remote("1000\n925\n900 70\n990 61\n", limit, 1100).unwrap();
+        assert_eq!(h.age, Some(Duration::from_secs(75)));
+        assert!(h.stale());
+        assert_eq!(h.kills, [1000, 1090]);
+        let none = parse_remote("1000\n-\n", limit, 1000).unwrap();
+        assert_eq!((none.age, none.kills.len()), (None, 0));
+        assert!(
+            !none.stale(),
+            "an unknown age is not stale, and not fresh either"
+        );
+        assert!(parse_remote("", limit, 0).is_none());
+        assert!(parse_remote("x\n1\n", limit, 0).is_none());
     }
 }

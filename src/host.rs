@@ -66,7 +66,7 @@ pub struct PreparedFlip {
 
 /// Where the helper sees the host's directories.
 const IN_LINKS: &str = "/webdock/live.d";
-const IN_SOCKETS: &str = "/webdock/sock";
+pub(crate) const IN_SOCKETS: &str = "/webdock/sock";
 
 impl<E: Engine> Host<E> {
     /// The fleet of one: the local engine and the config's paths.
@@ -162,6 +162,8 @@ impl<E: Engine> Host<E> {
                     user: Some("root".into()),
                     stop_timeout: Duration::from_secs(1),
                     restart_always: true,
+                    // bounded like every container of the project (doctor)
+                    log: Some(crate::logging::resolve(None, None)),
                     ..Default::default()
                 };
                 self.engine.create_container(&spec).await?;

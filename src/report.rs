@@ -199,16 +199,16 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
             row: Row::of(c, &digests),
         });
     }
-    let djobs = cfg
-        .djobs
-        .iter()
-        .filter(|d| placed_here(cfg, host, &Role::Djob(d.name.clone()), &obs).0)
-        .map(|d| DjobRow {
-            name: d.name.clone(),
-            heartbeat: heartbeat_view(cfg, d),
-            row: Row::of(obs.djob(&d.name), &digests),
-        })
-        .collect();
+    let mut djobs = Vec::new();
+    for d in &cfg.djobs {
+        if placed_here(cfg, host, &Role::Djob(d.name.clone()), &obs).0 {
+            djobs.push(DjobRow {
+                name: d.name.clone(),
+                heartbeat: heartbeat_view(host, d).await,
+                row: Row::of(obs.djob(&d.name), &digests),
+            });
+        }
+    }
     let hist_path = host.layout.history();
     let (entries, torn) = history::read(&hist_path).unwrap_or_default();
     // A host without the worker role (a portal-only fleet host) runs no
@@ -264,9 +264,14 @@ pub async fn status<E: Engine>(cfg: &Config, host: &Host<E>) -> anyhow::Result<S
     })
 }
 
-fn heartbeat_view(cfg: &Config, d: &crate::config::Djob) -> Option<HeartbeatView> {
+/// Read on the host the djob runs on (through its helper on a host of
+/// `[hosts]`): an age that cannot be read stays null, never 0.
+async fn heartbeat_view<E: Engine>(
+    host: &Host<E>,
+    d: &crate::config::Djob,
+) -> Option<HeartbeatView> {
     let now = std::time::SystemTime::now();
-    let hb = crate::heartbeat::read(cfg, d, now)?;
+    let hb = crate::heartbeat::read_on(host, d).await?;
     let hour_ago = now
         .duration_since(std::time::UNIX_EPOCH)
         .map(|t| t.as_secs() as i64 - 3600)

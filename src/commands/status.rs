@@ -223,13 +223,15 @@ fn print_status(r: &StatusReport, out: Out) {
         out.data(&line("cron", "-", c, "-"));
     }
     for d in &r.djobs {
+        // A stopped daemon beats no more: its age says nothing.
         let beat = match &d.heartbeat {
             None => "-".to_string(),
-            Some(h) if h.stale => "STALE".to_string(),
-            Some(h) => h
-                .age_s
-                .map(|a| format!("beat {a}s"))
-                .unwrap_or_else(|| "-".into()),
+            Some(_) if !d.row.running => "stopped".to_string(),
+            Some(h) => match (h.stale, h.age_s) {
+                (true, Some(a)) => format!("STALE {a}s"),
+                (false, Some(a)) => format!("beat {a}s"),
+                (_, None) => "beat ?".to_string(),
+            },
         };
         out.data(&line("djob", &d.name, &d.row, &beat));
         if let Some(h) = d.heartbeat.as_ref().filter(|h| h.kills > 0) {
