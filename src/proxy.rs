@@ -284,7 +284,11 @@ mod tests {
                 "{s}"
             );
         }
-        assert_eq!(lines.iter().filter(|l| l.starts_with("server ")).count(), 2);
+        let upstreams = lines
+            .iter()
+            .filter(|l| l.starts_with("server ") && l.ends_with(';'))
+            .count();
+        assert_eq!(upstreams, 2, "{s}");
         assert!(has("listen 127.0.0.1:8000;"), "{s}");
         // a failed or unreachable host: the next one, quickly; POSTs are
         // not retried (nginx's default: non_idempotent is not listed)
