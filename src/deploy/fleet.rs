@@ -3,10 +3,11 @@
 //! Capistrano's "update all, then publish all", with webdock's warm
 //! previous color on every host:
 //! check all → the release command once → prepare all in parallel (start
-//! the idle color, health, a last probe, the flip command made ready) →
-//! flip all in parallel (one round trip each) → verify each through its own
-//! nginx → any failure flips every flipped host back and removes the new
-//! colors. Each phase runs on every host concurrently and keeps every
+//! the idle color and health on every host, then a last probe and the flip
+//! command made ready on each; any failure removes the new colors on every
+//! host that was to switch: `prepare.rs`) → flip all in parallel (one round
+//! trip each) → verify each through its own nginx → any failure flips every
+//! flipped host back and removes the new colors. Each phase runs on every host concurrently and keeps every
 //! host's outcome (`join_all`, not `try_join_all`): the next phase needs all
 //! of them. The decisions between phases are `plan::fleet`'s.
 
