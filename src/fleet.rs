@@ -5,9 +5,15 @@
 //! shell in that host's `<project>-proxy` helper whose stdin is the
 //! controller's open connection to the engine. Two controllers on two
 //! machines contend for the same file on the same host, so only one wins;
-//! and the lock cannot go stale: when the controller exits or dies (kill -9,
-//! a lost laptop), its connection closes, the engine closes the shell's
-//! stdin, the shell exits and the kernel drops the flock.
+//! and the lock cannot go stale: when the controller exits or is killed
+//! (kill -9), its kernel closes the connection, the engine closes the
+//! shell's stdin, the shell exits and the kernel drops the flock, at once.
+//! A controller that vanishes without closing anything (power lost, a
+//! network partition) holds it until the lock host's end of the connection
+//! gives up: over `tcp://`, dockerd's TCP keep-alive (Go's default, about
+//! 2.5 minutes of silence); over `ssh://`, sshd's `ClientAliveInterval` ×
+//! `ClientAliveCountMax` (off by default, which leaves the kernel's TCP
+//! keep-alive: about 2 hours). docs/architecture.md has the details.
 
 use std::time::Duration;
 
@@ -147,7 +153,7 @@ impl FleetLock {
                     .find_map(|l| serde_json::from_str::<Holder>(l.trim()).ok());
                 Err(anyhow!(match holder {
                     Some(h) => format!(
-                        "project {} is locked fleet-wide by pid {} ({} {}) since {}, on lock host {}\nhint: wait for it to finish; the lock is freed the moment that controller exits or loses its connection",
+                        "project {} is locked fleet-wide by pid {} ({} {}) since {}, on lock host {}\nhint: wait for it to finish; the lock is freed the moment that controller exits, or once the lock host's engine (or sshd) drops the connection of a controller that vanished",
                         host.project,
                         h.pid,
                         h.command,

@@ -180,8 +180,10 @@ location / {{
 }
 
 /// The load balancer in front of a fleet: round robin over each host's
-/// nginx, passive failure handling, retries of idempotent requests on the
-/// next host when one fails to connect or answers 502/503/504.
+/// nginx, passive failure handling (a host that fails twice within 5 s is
+/// left out for 5 s), retries of idempotent requests on the next host when
+/// one fails to connect (within 2 s: a host cut off from the network must
+/// not hold a request for nginx's default minute) or answers 502/503/504.
 pub fn lb_snippet(project: &str, servers: &[String], listen: &str) -> String {
     let upstreams: String = servers
         .iter()
@@ -200,6 +202,7 @@ server {{
         proxy_set_header Connection "";
         proxy_set_header Host $host;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_connect_timeout 2s;
         proxy_next_upstream error timeout http_502 http_503 http_504;
         proxy_next_upstream_tries 3;
     }}
@@ -263,6 +266,45 @@ mod tests {
         ensure_dirs(&c).unwrap();
         symlink("/etc", c.live_link()).unwrap();
         assert!(matches!(live(&c), Err(ProxyError::BadLink { .. })));
+    }
+
+    #[test]
+    fn the_balancer_has_an_upstream_per_host_and_handles_failures_passively() {
+        let servers = ["10.0.0.11:80".to_string(), "10.0.0.12:8080".to_string()];
+        let s = lb_snippet("my-shop", &servers, "127.0.0.1:8000");
+        let lines: Vec<&str> = s.lines().map(str::trim).collect();
+        let has = |l: &str| lines.contains(&l);
+        // one upstream, named after the project (nginx names take no '-')
+        assert!(has("upstream webdock_my_shop {"), "{s}");
+        assert!(has("proxy_pass http://webdock_my_shop;"), "{s}");
+        // every host's nginx, with passive failure handling
+        for srv in &servers {
+            assert!(
+                has(&format!("server {srv} max_fails=2 fail_timeout=5s;")),
+                "{s}"
+            );
+        }
+        let upstreams = lines
+            .iter()
+            .filter(|l| l.starts_with("server ") && l.ends_with(';'))
+            .count();
+        assert_eq!(upstreams, 2, "{s}");
+        assert!(has("listen 127.0.0.1:8000;"), "{s}");
+        // a failed or unreachable host: the next one, quickly; POSTs are
+        // not retried (nginx's default: non_idempotent is not listed)
+        assert!(
+            has("proxy_next_upstream error timeout http_502 http_503 http_504;"),
+            "{s}"
+        );
+        assert!(has("proxy_next_upstream_tries 3;"), "{s}");
+        assert!(has("proxy_connect_timeout 2s;"), "{s}");
+        assert!(!s.contains("non_idempotent"), "{s}");
+        // keep-alive to the hosts' nginx: HTTP/1.1 without Connection: close
+        assert!(has("keepalive 32;"), "{s}");
+        assert!(has("proxy_http_version 1.1;"), "{s}");
+        assert!(has("proxy_set_header Connection \"\";"), "{s}");
+        // balanced braces: it loads as a part of an http { } block
+        assert_eq!(s.matches('{').count(), s.matches('}').count(), "{s}");
     }
 
     #[test]

@@ -52,6 +52,97 @@ fn all_serve(rig: &Rig, hosts: &[&str], tag: &str) {
     );
 }
 
+/// The tags of `host`'s portal containers, running or not.
+fn portal_tags(rig: &Rig, host: &str) -> Vec<String> {
+    let out = rig.docker_ok(
+        host,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=webdock.role=portal",
+            "--format",
+            "{{.Label \"webdock.tag\"}}",
+        ],
+    );
+    out.lines().map(str::to_owned).collect()
+}
+
+/// No host has a portal container of `tag` left, running or not.
+fn gone_everywhere(rig: &Rig, hosts: &[&str], tag: &str, when: &str) {
+    for h in hosts {
+        let tags = portal_tags(rig, h);
+        assert!(
+            !tags.iter().any(|t| t == tag),
+            "{when}: {h} still has a portal of {tag}: {tags:?}"
+        );
+    }
+}
+
+/// A webdock held at a step (`WEBDOCK_HOLD_AT`) until `go`.
+struct Held {
+    child: std::process::Child,
+    hold: std::path::PathBuf,
+    rx: std::sync::mpsc::Receiver<Option<String>>,
+}
+
+impl Held {
+    /// Starts `webdock ARGS` and returns once it is held at `point`.
+    fn at(f: &Fleet, rig: &Rig, args: &[&str], point: &str) -> Held {
+        let hold = f.path().join(format!("hold-{point}"));
+        let mut child = f
+            .cmd(rig)
+            .args(args)
+            .env("WEBDOCK_HOLD_AT", format!("{point}={}", hold.display()))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let held = format!("held at {point} ");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains(&held) {
+                    let _ = tx.send(None);
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            let _ = tx.send(Some(all));
+        });
+        let first = rx
+            .recv_timeout(std::time::Duration::from_secs(180))
+            .unwrap_or_else(|_| panic!("webdock {args:?} reaches {point} within 3 minutes"));
+        assert_eq!(first, None, "webdock {args:?} ended before {point}");
+        Held { child, hold, rx }
+    }
+
+    /// Lets it go on; its exit code and stderr.
+    fn go(mut self) -> (Option<i32>, String) {
+        std::fs::write(&self.hold, "").unwrap();
+        let status = self.child.wait().unwrap();
+        let err = self
+            .rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap()
+            .unwrap_or_default();
+        (status.code(), err)
+    }
+}
+
+impl Drop for Held {
+    /// A test that failed while it was held leaves no webdock waiting.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn lb_port(rig: &Rig) -> u16 {
     rig.lb_url().rsplit(':').next().unwrap().parse().unwrap()
 }
@@ -106,48 +197,17 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
     assert!(promote["flip_window_ms"].as_f64().is_some(), "{promote}");
 
     // A host's engine killed during prepare: aborted, nothing flipped.
-    let hold = f.path().join("hold-prepare");
-    let mut a = f
-        .cmd(&rig)
-        .args(["promote", "1.0.0"])
-        .env("WEBDOCK_HOLD_AT", format!("release={}", hold.display()))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = a.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("held at release") {
-                let _ = tx.send(None);
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        let _ = tx.send(Some(all));
-    });
-    assert_eq!(
-        rx.recv_timeout(std::time::Duration::from_secs(180))
-            .unwrap(),
-        None
-    );
+    let a = Held::at(&f, &rig, &["promote", "1.0.0"], "release");
     rig.kill_dockerd("web3");
-    std::fs::write(&hold, "").unwrap();
-    let status = a.wait().unwrap();
-    let err = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .unwrap()
-        .unwrap_or_default();
-    assert_eq!(status.code(), Some(1), "{err}");
+    let (code, err) = a.go();
+    assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("web3") && err.contains("no host was flipped"),
         "{err}"
     );
+    // the others' new colors are removed; web3's removal cannot be confirmed
+    assert!(err.contains("removed except on: web3"), "{err}");
+    gone_everywhere(&rig, &["web1", "web2"], "1.0.0", "web3's engine killed");
     all_serve(&rig, &["web1", "web2"], "1.0.1");
     rig.start_dockerd("web3");
     wait_for(
@@ -158,18 +218,19 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
 
     // A tag unhealthy on one host only: nothing flips anywhere, and its
     // new colors are gone on every host.
+    // 1.0.2 answers its health checks with 500 on web3 only: the same image
+    // plus /app/FAIL_HEALTH (create, cp and commit keep its entrypoint and
+    // command; a `run --entrypoint sh` committed would make a container
+    // that never starts, and leaves no log lines to show).
+    let flag = f.path().join("FAIL_HEALTH");
+    std::fs::write(&flag, "").unwrap();
     rig.docker_ok(
         "web3",
-        &[
-            "run",
-            "--name",
-            "breakit",
-            "--entrypoint",
-            "sh",
-            &format!("{IMAGE}:1.0.2"),
-            "-c",
-            "touch /app/FAIL_HEALTH",
-        ],
+        &["create", "--name", "breakit", &format!("{IMAGE}:1.0.2")],
+    );
+    rig.docker_ok(
+        "web3",
+        &["cp", flag.to_str().unwrap(), "breakit:/app/FAIL_HEALTH"],
     );
     rig.docker_ok("web3", &["commit", "breakit", &format!("{IMAGE}:1.0.2")]);
     rig.docker_ok("web3", &["rm", "breakit"]);
@@ -180,14 +241,46 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
         err.contains("web3") && err.contains("no host was flipped"),
         "{err}"
     );
+    // the reason is web3's portal's own last lines (Django logs the 500s)
+    let tail = err
+        .split_once(&format!("--- last log lines of fl{}-portal-", rig.id))
+        .map(|(_, t)| t)
+        .unwrap_or_else(|| panic!("web3's container's last lines: {err}"));
+    assert!(tail.contains("Internal Server Error: /health/"), "{err}");
+    assert!(err.contains("the new colors were removed\n"), "{err}");
     all_serve(&rig, &all, "1.0.1");
-    for h in all {
-        let names = rig.docker_ok(h, &["ps", "-a", "--format", "{{.Label \"webdock.tag\"}}"]);
-        assert!(
-            !names.lines().any(|t| t == "1.0.2"),
-            "{h} still runs 1.0.2: {names}"
-        );
-    }
+    gone_everywhere(&rig, &all, "1.0.2", "unhealthy on web3");
+
+    // A new color that passed its health checks on every host, then fails
+    // on one before the flip (its last probe): nothing flips, and the new
+    // color goes on every host, that one's too.
+    let a = Held::at(&f, &rig, &["promote", "1.0.0"], "fleet-healthy");
+    let new = rig.docker_ok(
+        "web2",
+        &[
+            "ps",
+            "--filter",
+            "label=webdock.tag=1.0.0",
+            "--filter",
+            "label=webdock.role=portal",
+            "--format",
+            "{{.Names}}",
+        ],
+    );
+    assert_eq!(new.lines().count(), 1, "web2 runs the new color: {new}");
+    rig.docker_ok("web2", &["exec", &new, "touch", "/app/FAIL_HEALTH"]);
+    let (code, err) = a.go();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("web2: ") && err.contains("stopped answering right after its health checks"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no host was flipped and the new colors were removed"),
+        "{err}"
+    );
+    all_serve(&rig, &all, "1.0.1");
+    gone_everywhere(&rig, &all, "1.0.0", "failed its last probe on web2");
 
     // The check through one host's nginx fails after the flip: every host
     // flips back.
@@ -203,6 +296,7 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("flipped back"), "{err}");
+    gone_everywhere(&rig, &all, "1.0.0", "the check through web2's nginx failed");
     std::fs::write(&inc, good).unwrap();
     rig.reload_nginx("web2");
     // a reload is graceful: the old workers go on a moment
@@ -252,9 +346,12 @@ fn a_killed_controller_leaves_no_lock_and_the_next_promote_converges() {
     f.ok(&rig, &["promote", "1.0.0"]);
     let mut tag = "1.0.0";
     for point in [
+        "fleet-checked",
         "release",
         "health",
+        "fleet-healthy",
         "fleet-prepared",
+        "fleet-flipped-unverified",
         "fleet-flipped",
         "workers",
     ] {
@@ -274,36 +371,14 @@ fn a_killed_controller_leaves_no_lock_and_the_next_promote_converges() {
         tag = next;
     }
     // Two controllers at once: exactly one wins, the other names the holder.
-    let hold = f.path().join("hold");
-    let mut a = f
-        .cmd(&rig)
-        .args(["promote", "1.0.1"])
-        .env("WEBDOCK_HOLD_AT", format!("release={}", hold.display()))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A holds the lock once it says it is held after its release step.
-    let stderr = a.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("held at release") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(std::time::Duration::from_secs(180))
-        .expect("the first controller reaches its release step");
+    // A holds the lock once it is held after its release step.
+    let a = Held::at(&f, &rig, &["promote", "1.0.1"], "release");
     let o = f.webdock(&rig, &["promote", "1.0.1"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("locked fleet-wide by pid"), "{err}");
-    std::fs::write(&hold, "").unwrap();
-    assert!(a.wait().unwrap().success());
+    let (code, err) = a.go();
+    assert_eq!(code, Some(0), "{err}");
     all_serve(&rig, &all, "1.0.1");
 }
 

@@ -3,10 +3,11 @@
 //! Capistrano's "update all, then publish all", with webdock's warm
 //! previous color on every host:
 //! check all → the release command once → prepare all in parallel (start
-//! the idle color, health, a last probe, the flip command made ready) →
-//! flip all in parallel (one round trip each) → verify each through its own
-//! nginx → any failure flips every flipped host back and removes the new
-//! colors. Each phase runs on every host concurrently and keeps every
+//! the idle color and health on every host, then a last probe and the flip
+//! command made ready on each; any failure removes the new colors on every
+//! host that was to switch: `prepare.rs`) → flip all in parallel (one round
+//! trip each) → verify each through its own nginx → any failure flips every
+//! flipped host back and removes the new colors. Each phase runs on every host concurrently and keeps every
 //! host's outcome (`join_all`, not `try_join_all`): the next phase needs all
 //! of them. The decisions between phases are `plan::fleet`'s.
 
@@ -23,8 +24,9 @@ use crate::host::PreparedFlip;
 use crate::names::Tag;
 use crate::out::Out;
 use crate::plan::fleet::{self as decide, AfterFlip, AfterPrepare, FlipOutcome};
-use crate::plan::{self, Observed, PromotePlan};
+use crate::plan::Observed;
 
+mod prepare;
 mod rollback;
 mod workers;
 use crate::roles::Role;
@@ -183,6 +185,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
         window: &mut Option<f64>,
     ) -> anyhow::Result<()> {
         let seen = self.check(tag).await?;
+        super::killpoint("fleet-checked");
         for (r, s) in records.iter_mut().zip(&seen) {
             r.from_color = s.obs.live.map(|c| c.to_string());
         }
@@ -192,66 +195,18 @@ impl<'a, E: Engine> Fleet<'a, E> {
         }
         // Prepare: the idle color on every portal host, healthy, its flip
         // made ready.
-        let prepared = join_all(self.hosts.iter().zip(&seen).map(|(d, s)| async move {
-            let r: anyhow::Result<Option<PreparedFlip>> = async {
-                if !d.host.runs("portal") {
-                    return Ok(None);
-                }
-                match plan::promote_steps(&s.obs, tag.as_str(), &s.image_id, intent) {
-                    PromotePlan::AlreadyLive { .. } => Ok(None),
-                    PromotePlan::Switch { idle, .. } => {
-                        d.start_portal(idle, tag).await?;
-                        let h = &self.cfg.health;
-                        match d.host.probe(idle, h, h.timeout).await {
-                            Ok(a) if a.names(tag.as_str()) => {}
-                            other => bail!(
-                                "{} stopped answering right after its health checks ({})",
-                                Role::Portal(idle).container_name(&self.cfg.project),
-                                other.map(|a| a.describe()).unwrap_or_else(|e| e)
-                            ),
-                        }
-                        Ok(Some(d.host.prepare_flip(idle).await?))
-                    }
-                }
-            }
-            .await;
-            (d.host.name.clone(), r)
-        }))
-        .await;
+        let prepared = self.prepare(tag, intent, &seen).await;
         let outcomes: Vec<decide::HostResult> = prepared
             .iter()
-            .map(|(h, r)| {
+            .map(|p| {
                 (
-                    h.clone(),
-                    r.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
+                    p.host.clone(),
+                    p.result.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
                 )
             })
             .collect();
         if let AfterPrepare::Abort { failed } = decide::after_prepare(&outcomes) {
-            // The new colors go everywhere; nothing was flipped.
-            join_all(
-                self.hosts
-                    .iter()
-                    .zip(&prepared)
-                    .map(|(d, (_, r))| async move {
-                        if let Ok(Some(p)) = r {
-                            let name = Role::Portal(p.to).container_name(&self.cfg.project);
-                            let _ = d.remove(&name, std::time::Duration::from_secs(2)).await;
-                        }
-                    }),
-            )
-            .await;
-            let errors: Vec<String> = prepared
-                .into_iter()
-                .filter_map(|(h, r)| r.err().map(|e| format!("{h}: {e:#}")))
-                .collect();
-            bail!(
-                "{} of {} host(s) failed to prepare {tag} ({}); no host was flipped and the new colors were removed\n{}",
-                failed.len(),
-                self.hosts.len(),
-                failed.join(", "),
-                errors.join("\n")
-            );
+            return Err(self.abort_prepare(tag, prepared, &failed).await);
         }
         super::killpoint("fleet-prepared");
         let flips: Vec<(&Deployer<'a, E>, &Seen, PreparedFlip)> = self
@@ -259,7 +214,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
             .iter()
             .zip(&seen)
             .zip(prepared)
-            .filter_map(|((d, s), (_, r))| r.ok().flatten().map(|p| (d, s, p)))
+            .filter_map(|((d, s), p)| p.result.ok().flatten().map(|p| (d, s, p)))
             .collect();
         // Flip: one round trip per host, all at once.
         let t0 = Instant::now();
@@ -274,6 +229,8 @@ impl<'a, E: Engine> Fleet<'a, E> {
             .map(|(_, t)| *t)
             .collect();
         *window = decide::flip_window(&offsets);
+        // Every link moved, none checked through its nginx yet.
+        super::killpoint("fleet-flipped-unverified");
         let verified = join_all(
             flips
                 .iter()

@@ -115,6 +115,8 @@ stop_grace = "5s"
             std::fs::write(&rig.host(name).nginx_include, snip).unwrap();
             rig.reload_nginx(name);
         }
+        // The balancer in front is the one users get: `webdock lb-snippet`.
+        rig.use_balancer(&f.ok(rig, &["lb-snippet", "--listen", rig.lb_listen()]));
         f
     }
 

@@ -1,6 +1,7 @@
 //! The fleet test rig (`scripts/rig`) from Rust: several hosts on this one
 //! machine, each a network namespace with its own Docker engine, host nginx
-//! and sshd, behind a load balancer, with a registry (and optionally
+//! and sshd, behind a load balancer (the project's `webdock lb-snippet`
+//! once a test has one, `Rig::use_balancer`), with a registry (and optionally
 //! PostgreSQL) on the controller. `Rig::up` runs `scripts/rig up`; dropping
 //! the `Rig` runs `scripts/rig down`, also when the test panics, so a failed
 //! fleet test leaves nothing behind. `MainEngine` snapshots what a rig must
@@ -136,9 +137,24 @@ impl Rig {
             .unwrap_or_else(|| panic!("no rig host {name}"))
     }
 
-    /// `http://127.0.0.1:PORT`: nginx round-robin over every host's nginx.
+    /// `http://127.0.0.1:PORT`: nginx round-robin over every host's nginx
+    /// (the rig's own until `use_balancer`).
     pub fn lb_url(&self) -> &str {
         &self.env["RIG_LB"]
+    }
+
+    /// `127.0.0.1:PORT` of the load balancer.
+    pub fn lb_listen(&self) -> &str {
+        self.lb_url().trim_start_matches("http://")
+    }
+
+    /// The load balancer's upstream and server from `text` (what `webdock
+    /// lb-snippet --listen` printed for `lb_listen`): checked, then a
+    /// graceful reload (`scripts/rig lb`).
+    pub fn use_balancer(&self, text: &str) {
+        let file = self.dir().join("balancer.conf");
+        std::fs::write(&file, text).unwrap();
+        self.rig_ok("lb", &[file.to_str().unwrap()]);
     }
 
     /// `ADDR:PORT` of the registry as the hosts' engines reach it (insecure
