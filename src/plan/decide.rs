@@ -45,20 +45,47 @@ pub enum RollbackTarget {
     Cold { tag: String },
 }
 
-/// The release that was live before the live one, from history: the
-/// `from_tag` of the newest successful release onto the live tag. Portal
-/// restarts (the same tag again) and failed attempts do not count, so a
-/// color that started but never went live is never a rollback target.
-pub fn previous_release<'a>(history: &'a [Entry], live_tag: &str) -> Option<&'a str> {
+/// Did this release move traffic? A success did; so did a failure after
+/// its flip (the workers step, or a fleet host that flipped). In a fleet,
+/// `host` asks about that host alone.
+pub fn went_live(e: &Entry, host: Option<&str>) -> bool {
+    e.action.is_release()
+        && (e.outcome.is_ok()
+            || e.to_color.is_some()
+            || e.hosts
+                .iter()
+                .any(|h| h.to_color.is_some() && host.is_none_or(|n| n == h.host)))
+}
+
+/// The release that was live before the live one, from history. Newest
+/// first over the releases that went live (see [`went_live`]): one onto the
+/// live tag gives its `from_tag` (a re-promote of the same tag is skipped);
+/// one onto another tag first means the live tag went live without a line
+/// (a promote killed after its flip), so that tag is the previous release.
+/// Portal restarts and releases that never flipped do not count, so a color
+/// that started but never went live is never a rollback target.
+pub fn previous_release<'a>(
+    history: &'a [Entry],
+    live_tag: &str,
+    host: Option<&str>,
+) -> Option<&'a str> {
     history
         .iter()
         .rev()
-        .filter(|e| e.action.is_release() && e.outcome.is_ok())
-        .filter(|e| e.tag == live_tag)
-        .find_map(|e| e.from_tag.as_deref().filter(|f| *f != live_tag))
+        .filter(|e| went_live(e, host))
+        .find_map(|e| match e.from_tag.as_deref() {
+            _ if e.tag != live_tag => Some(e.tag.as_str()),
+            Some(f) if f != live_tag => Some(f),
+            _ => None,
+        })
 }
 
-pub fn rollback_target(obs: &Observed, history: &[Entry]) -> Result<RollbackTarget, String> {
+/// `host`: the fleet host this is about, `None` on a single host.
+pub fn rollback_target(
+    obs: &Observed,
+    history: &[Entry],
+    host: Option<&str>,
+) -> Result<RollbackTarget, String> {
     let Some(live) = obs.live else {
         return Err("nothing to roll back: no release is live yet".into());
     };
@@ -67,7 +94,7 @@ pub fn rollback_target(obs: &Observed, history: &[Entry]) -> Result<RollbackTarg
             "the live color {live} has no portal container, so its release is unknown"
         ));
     };
-    let Some(prev) = previous_release(history, live_tag) else {
+    let Some(prev) = previous_release(history, live_tag, host) else {
         return Err(format!(
             "no previous release to roll back to from {live_tag}"
         ));
@@ -83,6 +110,32 @@ pub fn rollback_target(obs: &Observed, history: &[Entry]) -> Result<RollbackTarg
         None => RollbackTarget::Cold {
             tag: prev.to_string(),
         },
+    })
+}
+
+/// What `restart portal` says it gives up when the idle color runs
+/// `idle_tag`: the warm previous release (rollback then starts it afresh),
+/// or a leftover that is no release at all (rollback still goes to
+/// `previous`, never to the leftover).
+pub fn restart_gives_up(
+    idle: &str,
+    idle_tag: &str,
+    live_tag: &str,
+    previous: Option<&str>,
+) -> Option<String> {
+    if idle_tag == live_tag {
+        return None;
+    }
+    Some(match previous {
+        Some(prev) if prev == idle_tag => format!(
+            "the previous release {prev} ran warm in {idle}; this restart replaces it, so `webdock rollback` will start {prev} again instead of flipping at once"
+        ),
+        Some(prev) => format!(
+            "{idle} runs {idle_tag}, which is not the previous release; this restart replaces it (`webdock rollback` goes to {prev})"
+        ),
+        None => format!(
+            "{idle} runs {idle_tag}, which is not the previous release; this restart replaces it (there is no previous release to roll back to)"
+        ),
     })
 }
 
