@@ -69,6 +69,7 @@ pub fn ensure_dirs(l: &Layout) -> Result<(), ProxyError> {
 fn make_dir(dir: &Path, mode: u32, own: bool) -> Result<(), ProxyError> {
     use std::os::unix::fs::MetadataExt;
     let existed = dir.is_dir();
+    make_ancestors(dir)?;
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     let m = std::fs::metadata(dir).map_err(io("stat", dir))?;
     let current = m.permissions().mode() & 0o777;
@@ -81,6 +82,28 @@ fn make_dir(dir: &Path, mode: u32, own: bool) -> Result<(), ProxyError> {
     if fix {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))
             .map_err(io("chmod", dir))?;
+    }
+    Ok(())
+}
+
+/// Creates the missing ancestors of `dir`, each 0755 whatever the umask: a
+/// custom `socket_root` or `state_root` several levels deep must be
+/// traversable by the host nginx all the way down. Directories that
+/// already exist are left alone.
+fn make_ancestors(dir: &Path) -> Result<(), ProxyError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|a| !a.as_os_str().is_empty() && !a.is_dir())
+        .collect();
+    for a in missing.into_iter().rev() {
+        match std::fs::create_dir(a) {
+            Ok(()) => std::fs::set_permissions(a, std::fs::Permissions::from_mode(0o755))
+                .map_err(io("chmod", a))?,
+            // another webdock made it first: its business
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io("create", a)(e)),
+        }
     }
     Ok(())
 }
@@ -218,6 +241,52 @@ mod tests {
 
     fn cfg(root: &Path) -> Layout {
         Layout::new(&root.join("run"), &root.join("state"), "t")
+    }
+
+    /// Regression (issue 16 item 7): under umask 077 `create_dir_all` made
+    /// the missing ancestors of a custom socket or state root 0700, and
+    /// only the last directory was chmodded: the host nginx could not
+    /// traverse them. Runs in a child process (the umask is per process).
+    #[test]
+    fn every_directory_webdock_creates_is_traversable_under_umask_077() {
+        let d = tempfile::tempdir().unwrap();
+        let o = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 077; exec \"$0\" --exact --ignored --quiet proxy::tests::ensure_dirs_in_env_root")
+            .arg(std::env::current_exe().unwrap())
+            .env("WEBDOCK_TEST_ROOT", d.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.contains("1 passed"), "the child ran the test: {s}");
+        let l = Layout::new(&d.path().join("a/b/run"), &d.path().join("c/d/state"), "t");
+        let mut checked = 0;
+        for top in [l.color_dir(Color::Blue), l.links_dir().to_path_buf()] {
+            for dir in top
+                .ancestors()
+                .take_while(|a| a.starts_with(d.path()) && *a != d.path())
+            {
+                let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o755, "{}", dir.display());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 7, "{checked}");
+        let state = std::fs::metadata(l.state_dir())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(state & 0o777, 0o700);
+    }
+
+    /// The child of the test above.
+    #[test]
+    #[ignore = "run by every_directory_webdock_creates_is_traversable_under_umask_077"]
+    fn ensure_dirs_in_env_root() {
+        let root = PathBuf::from(std::env::var_os("WEBDOCK_TEST_ROOT").unwrap());
+        let l = Layout::new(&root.join("a/b/run"), &root.join("c/d/state"), "t");
+        ensure_dirs(&l).unwrap();
     }
 
     #[test]

@@ -84,6 +84,26 @@ fn unknown_djob_is_refused_with_the_known_ones() {
     assert!(err.contains("billing"), "{err}");
 }
 
+/// `restart portal` with `[hosts]` acted on the local engine alone (the
+/// controller's, often no host of the fleet at all) while the fleet's
+/// portals stayed as they were: it is refused, before any engine is asked.
+#[test]
+fn restart_portal_with_hosts_is_refused_not_run_on_the_local_engine() {
+    let d = tempfile::tempdir().unwrap();
+    write_cfg(
+        d.path(),
+        "project = \"fl\"\n[hosts.web1]\nengine = \"unix:///nonexistent/a.sock\"\nroles = [\"portal\"]\n",
+    );
+    let o = webdock(d.path(), &["restart", "portal"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("restart portal does not reach [hosts]"),
+        "{err}"
+    );
+    assert!(!err.contains("nonexistent"), "no engine was asked: {err}");
+}
+
 #[test]
 fn help_teaches_the_verbs() {
     let o = Command::new(common::bin()).arg("--help").output().unwrap();

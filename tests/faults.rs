@@ -158,47 +158,7 @@ fn rollback_killed_at_every_step_leaves_a_healthy_color_and_is_repaired() {
 
 /// Runs promote held at `step` (test builds only), does `act` there, releases it.
 fn promote_held_at(p: &Project, step: &str, tag: &str, act: impl FnOnce()) -> std::process::Output {
-    use std::io::BufRead;
-    let gate = p.path().join(format!("gate-{step}"));
-    let mut child = p
-        .cmd()
-        .args(["promote", tag])
-        .env("WEBDOCK_HOLD_AT", format!("{step}={}", gate.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let want = format!("held at {step}");
-    loop {
-        match rx.recv_timeout(std::time::Duration::from_secs(180)) {
-            Ok(l) if l.contains(&want) => break,
-            Ok(_) => {}
-            Err(e) => panic!("promote never reached {step}: {e}"),
-        }
-    }
-    act();
-    std::fs::write(&gate, "").unwrap();
-    let status = child.wait().unwrap();
-    let err = reader.join().unwrap();
-    std::process::Output {
-        status,
-        stdout: vec![],
-        stderr: err.into_bytes(),
-    }
+    held_at(p, &["promote", tag], step, act)
 }
 
 #[test]

@@ -62,6 +62,81 @@ fn rollback_after_a_promote_killed_before_its_flip_goes_back_not_forward() {
     assert_eq!(st["djobs"][0]["tag"], "1.0.0", "{st}");
 }
 
+/// Item 1's fix made rollback refuse after a promote that went live but did
+/// not finish (its workers step failed, or it was killed after its flip):
+/// "no previous release to roll back to from 1.0.1", the very case
+/// docs/operations.md recommends rollback for; and `promote 1.0.1` again
+/// recorded from_tag 1.0.1, so it stayed refused.
+#[test]
+fn rollback_after_a_promote_killed_after_its_flip_goes_to_the_release_before() {
+    ensure_image("1.0.0");
+    ensure_image("1.0.1");
+    let mut p = Project::new("rgaft", "");
+    p.with_nginx("");
+    p.ok(&["promote", "1.0.0"]);
+    let kill_at_workers = |p: &Project| {
+        let o = run(p
+            .cmd()
+            .args(["promote", "1.0.1"])
+            .env("WEBDOCK_KILL_AT", "workers"));
+        assert!(!o.status.success(), "the promote was killed");
+        assert_eq!(served(p), "1.0.1", "the flip had happened");
+    };
+    kill_at_workers(&p);
+    p.ok(&["rollback"]);
+    assert_eq!(served(&p), "1.0.0");
+    let st = p.status_json();
+    assert_eq!(st["live"]["tag"], "1.0.0", "{st}");
+    assert_eq!(st["djobs"][0]["tag"], "1.0.0", "{st}");
+    // Again, and this time `promote 1.0.1` is re-run to finish it first.
+    kill_at_workers(&p);
+    p.ok(&["promote", "1.0.1"]);
+    p.ok(&["rollback"]);
+    assert_eq!(served(&p), "1.0.0");
+    let last = p.history_lines().pop().unwrap();
+    assert_eq!(last["action"], "rollback", "{last}");
+    assert_eq!(last["tag"], "1.0.0", "{last}");
+}
+
+/// Item 9: `restart portal` read the live tag before it took the deploy
+/// lock, so a promote finishing in that window was silently rolled back by
+/// the restart. Held right after it decided the tag, the restart holds the
+/// lock: a promote then is refused naming it, and the site ends on the tag
+/// that was live, which is still the live one.
+#[test]
+fn restart_portal_decides_its_tag_under_the_lock_so_no_promote_is_undone() {
+    ensure_image("1.0.0");
+    ensure_image("1.0.1");
+    let mut p = Project::new("rgrsl", "");
+    p.with_nginx("");
+    p.ok(&["promote", "1.0.0"]);
+    let mut refused = None;
+    let o = held_at(&p, &["restart", "portal"], "restart-decided", || {
+        refused = Some(p.webdock(&["promote", "1.0.1"]));
+    });
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let refused = refused.unwrap();
+    let perr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "the promote is refused: {perr}"
+    );
+    assert!(perr.contains("restart portal"), "names the restart: {perr}");
+    assert_eq!(served(&p), "1.0.0");
+    let st = p.status_json();
+    assert_eq!(st["live"]["tag"], "1.0.0", "{st}");
+    let h = p.history_lines();
+    assert!(
+        h.iter().all(|e| e["tag"] == "1.0.0"),
+        "no release of 1.0.1 happened, so none was undone: {h:?}"
+    );
+    // and once the restart is done, the promote goes through
+    p.ok(&["promote", "1.0.1"]);
+    assert_eq!(served(&p), "1.0.1");
+}
+
 fn container_pid(name: &str) -> Option<u32> {
     let o = docker(&["inspect", "-f", "{{.State.Pid}}", name]);
     String::from_utf8_lossy(&o.stdout)
@@ -251,7 +326,33 @@ fn a_rebuilt_live_tag_is_refused_and_with_force_released_whole() {
     // With --force, the promote that follows is a whole release: a new
     // color with the new code, and the workers on the same image.
     p.ok(&["build", &tag, "--force"]);
+    // Until the promote, status says which containers run the earlier build.
+    let st = p.status_json();
+    let warned: Vec<&str> = st["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.contains(&format!("runs an earlier build of {tag}")))
+        .collect();
+    for role in ["djob-billing", "cron", &format!("portal-{color}")] {
+        let name = p.container_name(role);
+        assert!(
+            warned.iter().any(|w| w.starts_with(&format!("{name} "))),
+            "{name} is warned about: {st}"
+        );
+    }
     p.ok(&["promote", &tag]);
+    // After it, only the idle color (the earlier build, kept warm) is.
+    let st = p.status_json();
+    let idle = p.container_name(&format!("portal-{color}"));
+    for w in st["warnings"].as_array().unwrap() {
+        let w = w.as_str().unwrap();
+        assert!(
+            !w.contains("earlier build") || w.starts_with(&format!("{idle} ")),
+            "only the idle color warns after the promote: {st}"
+        );
+    }
     assert_ne!(
         p.live_link().unwrap(),
         color,
@@ -276,5 +377,7 @@ fn a_rebuilt_live_tag_is_refused_and_with_force_released_whole() {
     let _ = docker(&["rmi", &format!("{IMAGE}:{tag}")]);
 }
 
-// Item 8 (`watch webdock status` could fail a promote) is tested where the
-// lock lives: src/lock.rs `a_reader_in_a_tight_loop_never_fails_a_taker`.
+// Item 8 (`watch webdock status` could fail a promote; a refusal named a
+// dead holder) is tested where the lock lives: src/lock/tests.rs
+// `a_reader_in_a_tight_loop_never_fails_a_taker` and
+// `a_dead_holders_record_is_never_named_for_a_live_holder`.

@@ -120,7 +120,7 @@ async fn in_use(
     }
     let (history, _) = crate::history::read(&layout.history()).unwrap_or_default();
     Ok(
-        (crate::plan::previous_release(&history, live_tag) == Some(tag.as_str()))
+        (crate::plan::previous_release(&history, live_tag, None) == Some(tag.as_str()))
             .then_some("the previous release (where rollback goes)"),
     )
 }

@@ -52,8 +52,14 @@ pub async fn run(cfg: &Config, verb: Verb, target: &Target, out: Out) -> anyhow:
     if role.is_none() && verb != Verb::Restart {
         bail!(Usage("the portal is started and stopped by promote and rollback\nhint: webdock restart portal".into()));
     }
-    if let (false, Some(role)) = (cfg.hosts.is_empty(), &role) {
-        return super::failover::oncall(cfg, verb, role, out).await;
+    match (cfg.hosts.is_empty(), &role) {
+        (false, Some(role)) => return super::failover::oncall(cfg, verb, role, out).await,
+        // It would act on the local engine alone, none of the fleet's.
+        (false, None) => bail!(Usage(format!(
+            "restart portal does not reach [hosts] (in {}): it would restart the local engine's portal only\nhint: not supported across hosts yet; `webdock promote` of a new tag starts fresh portals on every host",
+            cfg.path.display()
+        ))),
+        (true, _) => {}
     }
     let host = super::local_host(cfg).await?;
     let d = Deployer::new(cfg, &host, out)?; // the env file, before any change

@@ -167,13 +167,14 @@ impl<'a, E: Engine> Fleet<'a, E> {
             .collect()
     }
 
-    /// The tag live before this release, from the fleet's history.
+    /// The tag live before this release, from the fleet's history: that of
+    /// the newest release that moved traffic, even one that failed after.
     fn previous_tag(&self) -> Option<String> {
         let (entries, _) = history::read(&self.cfg.layout().history()).ok()?;
         entries
             .iter()
             .rev()
-            .find(|e| e.outcome.is_ok() && e.action.is_release())
+            .find(|e| plan::went_live(e, None))
             .map(|e| e.tag.clone())
     }
 

@@ -223,7 +223,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
     pub async fn rollback(&self) -> anyhow::Result<Tag> {
         let obs = self.host.observe(&self.cfg.project).await?;
         let (entries, _) = history::read(&self.host.layout.history())?;
-        let target = plan::rollback_target(&obs, &entries)
+        let target = plan::rollback_target(&obs, &entries, None)
             .map_err(|e| Usage(format!("{e}\nhint: webdock history; webdock promote TAG")))?;
         let (color, tag) = match target {
             RollbackTarget::Cold { tag } => {

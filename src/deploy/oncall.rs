@@ -9,9 +9,10 @@ use anyhow::{anyhow, bail};
 
 use super::{parse_label, Deployer, Replaced};
 use crate::engine::Engine;
-use crate::history::Intent;
+use crate::history::{self, Intent};
 use crate::lock::{Holder, Lock};
 use crate::names::Tag;
+use crate::plan;
 use crate::roles::{Role, LABEL_TAG};
 use crate::Usage;
 
@@ -87,17 +88,20 @@ impl<E: Engine> Deployer<'_, E> {
     /// started in the idle color and flipped to.
     pub async fn restart_portal(&self) -> anyhow::Result<Tag> {
         let tag = self.live_tag().await?;
+        // Test builds: the tests hold here to prove the decision is made
+        // under the lock (a promote in this window is refused).
+        super::killpoint("restart-decided");
         self.host.preflight()?;
         // The idle color is where the previous release runs warm: say what
-        // this restart gives up. `rollback` still goes to that release (from
-        // history), starting it afresh.
+        // this restart gives up. `rollback` still goes to the previous
+        // release (from history), starting it afresh.
         let obs = self.host.observe(&self.cfg.project).await?;
         if let Some(idle) = obs.live.and_then(|l| obs.portal(l.other())) {
-            if let Some(prev) = idle.label(LABEL_TAG).filter(|t| *t != tag.as_str()) {
-                self.out.progress(&format!(
-                    "the previous release {prev} ran warm in {}; this restart replaces it, so `webdock rollback` will start {prev} again instead of flipping at once",
-                    idle.name
-                ));
+            let (entries, _) = history::read(&self.host.layout.history())?;
+            let previous = plan::previous_release(&entries, tag.as_str(), None);
+            let idle_tag = idle.label(LABEL_TAG).unwrap_or("(no tag)");
+            if let Some(m) = plan::restart_gives_up(&idle.name, idle_tag, tag.as_str(), previous) {
+                self.out.progress(&m);
             }
         }
         self.promote(&tag, Intent::RestartPortal).await?;

@@ -24,7 +24,7 @@ pub fn warnings(
     let role = |c: &ContainerInfo| c.label(LABEL_ROLE).unwrap_or("").to_string();
     if let Some(color) = live {
         match obs.portal(color) {
-            None => w.push(format!("live link points at {color}, but there is no {color} portal container: the site is down\nhint: webdock rollback, or webdock promote TAG")),
+            None => w.push(format!("live link points at {color}, but there is no {color} portal container: the site is down\nhint: webdock promote TAG, the tag that was live (webdock history); rollback cannot tell the live release")),
             Some(c) if !c.running => w.push(format!("live link points at {color}, but {} is {}: the site is down\nhint: webdock rollback, or webdock restart portal", c.name, c.state)),
             _ => {}
         }

@@ -603,3 +603,49 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
 pub fn ensure_variant_djobs(tag: &str, extra_djobs: &str) -> String {
     build_variant(tag, |_| {}, extra_djobs)
 }
+
+/// Runs webdock with `args` held at kill point `step` (test builds only),
+/// does `act` there, then releases it; its stderr is returned.
+pub fn held_at(p: &Project, args: &[&str], step: &str, act: impl FnOnce()) -> Output {
+    use std::io::BufRead;
+    let gate = p.path().join(format!("gate-{step}"));
+    let mut child = p
+        .cmd()
+        .args(args)
+        .env("WEBDOCK_HOLD_AT", format!("{step}={}", gate.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let want = format!("held at {step}");
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_secs(180)) {
+            Ok(l) if l.contains(&want) => break,
+            Ok(_) => {}
+            Err(e) => panic!("{args:?} never reached {step}: {e}"),
+        }
+    }
+    act();
+    std::fs::write(&gate, "").unwrap();
+    let status = child.wait().unwrap();
+    let err = reader.join().unwrap();
+    Output {
+        status,
+        stdout: vec![],
+        stderr: err.into_bytes(),
+    }
+}

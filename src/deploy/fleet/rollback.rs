@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::{decide, host_errors, AfterFlip, Fleet, FlipOutcome};
 use crate::engine::Engine;
-use crate::history::{self, Intent};
+use crate::history::{self, HostRecord, Intent};
 use crate::names::Tag;
 use crate::plan;
 use crate::roles::Color;
@@ -22,7 +22,7 @@ impl<E: Engine> Fleet<'_, E> {
         let mut target = None;
         for d in &self.hosts {
             let obs = d.host.observe(&self.cfg.project).await?;
-            match plan::rollback_target(&obs, &entries) {
+            match plan::rollback_target(&obs, &entries, Some(&d.host.name)) {
                 Ok(plan::RollbackTarget::Warm { color, tag }) => {
                     warm.push(color);
                     target = Some(tag);
@@ -50,14 +50,20 @@ impl<E: Engine> Fleet<'_, E> {
         let mut records = self.blank_records();
         for (r, c) in records.iter_mut().zip(&warm) {
             r.from_color = Some(c.other().to_string());
-            r.to_color = Some(c.to_string());
         }
-        let res = self.rollback_warm(&tag, &warm).await;
+        let res = self.rollback_warm(&tag, &warm, &mut records).await;
         self.record(Intent::Rollback, &tag, records, None, started, &res);
         res.map(|()| tag)
     }
 
-    async fn rollback_warm(&self, tag: &Tag, warm: &[Color]) -> anyhow::Result<()> {
+    /// Sets each host's `to_color` once its flip held: history must not
+    /// say a rollback went live when it stopped at the health checks.
+    async fn rollback_warm(
+        &self,
+        tag: &Tag,
+        warm: &[Color],
+        records: &mut [HostRecord],
+    ) -> anyhow::Result<()> {
         let tag_ref = tag;
         let checks = join_all(self.hosts.iter().zip(warm).map(|(d, c)| async move {
             let tag = tag_ref;
@@ -79,6 +85,9 @@ impl<E: Engine> Fleet<'_, E> {
             );
         }
         self.flip_all(tag, warm).await?;
+        for (r, c) in records.iter_mut().zip(warm) {
+            r.to_color = Some(c.to_string());
+        }
         self.place_workers(tag_ref)
             .await
             .map_err(|e| anyhow!("traffic is on {tag}, but workers failed: {e:#}"))?;
