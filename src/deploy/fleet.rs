@@ -174,7 +174,7 @@ impl<'a, E: Engine> Fleet<'a, E> {
         entries
             .iter()
             .rev()
-            .find(|e| plan::went_live(e, None))
+            .find(|e| crate::plan::went_live(e, None))
             .map(|e| e.tag.clone())
     }
 
