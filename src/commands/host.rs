@@ -120,37 +120,39 @@ fn authority(url: &str) -> Option<&str> {
 struct Report {
     problems: usize,
     warnings: usize,
-    json: bool,
+    out: Out,
     items: Vec<serde_json::Value>,
 }
 
 impl Report {
     fn ok(&mut self, what: &str) {
-        if self.json {
+        if self.out.json {
             self.items
                 .push(serde_json::json!({ "check": what, "ok": true }));
         } else {
-            println!("ok       {what}");
+            self.out.data(&format!("ok       {what}"));
         }
     }
     fn problem(&mut self, what: &str, fix: &str) {
         self.problems += 1;
-        if self.json {
+        if self.out.json {
             self.items
                 .push(serde_json::json!({ "check": what, "ok": false, "fix": fix }));
         } else {
-            println!("PROBLEM  {what}\n         fix: {fix}");
+            self.out
+                .data(&format!("PROBLEM  {what}\n         fix: {fix}"));
         }
     }
     /// Worth fixing, but nothing is broken yet: exit code stays 0.
     fn warning(&mut self, what: &str, fix: &str) {
         self.warnings += 1;
-        if self.json {
+        if self.out.json {
             self.items.push(
                 serde_json::json!({ "check": what, "ok": false, "warning": true, "fix": fix }),
             );
         } else {
-            println!("WARNING  {what}\n         fix: {fix}");
+            self.out
+                .data(&format!("WARNING  {what}\n         fix: {fix}"));
         }
     }
 }
@@ -159,7 +161,7 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
     let mut r = Report {
         problems: 0,
         warnings: 0,
-        json: out.json,
+        out,
         items: vec![],
     };
     match crate::engine::Docker::connect().await {
@@ -271,12 +273,11 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         }
     }
     if out.json {
-        println!(
-            "{}",
-            serde_json::json!({ "problems": r.problems, "warnings": r.warnings, "checks": r.items })
+        out.data_json(
+            &serde_json::json!({ "problems": r.problems, "warnings": r.warnings, "checks": r.items }),
         );
     } else if r.problems == 0 {
-        println!("\nno problems found");
+        out.data("\nno problems found");
     }
     Ok(if r.problems == 0 {
         ExitCode::SUCCESS
