@@ -25,9 +25,11 @@ use crate::out::Out;
 use crate::plan::fleet::{self as decide, AfterFlip, AfterPrepare, FlipOutcome};
 use crate::plan::{self, Observed, PromotePlan};
 
+mod oncall;
 mod rollback;
 mod workers;
 use crate::roles::Role;
+pub use oncall::{helper_image, FleetChange, FleetOnCall};
 
 /// One fleet command: a deployer per reachable host.
 pub struct Fleet<'a, E: Engine> {

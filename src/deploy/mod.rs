@@ -46,7 +46,7 @@ use crate::plan::{self, PromotePlan, RollbackTarget};
 use crate::roles::{Color, Specs, LABEL_DJOBS, LABEL_TAG};
 use crate::Usage;
 
-pub use fleet::Fleet;
+pub use fleet::{helper_image, Fleet, FleetChange, FleetOnCall};
 pub use oncall::WorkerChange;
 pub use record::Moved;
 pub use steps::{killpoint, Step};
