@@ -49,7 +49,7 @@ use crate::Usage;
 pub use fleet::{helper_image, Fleet, FleetChange, FleetOnCall};
 pub use oncall::WorkerChange;
 pub use record::Moved;
-pub use steps::{killpoint, Step};
+pub use steps::{killpoint, Step, RELEASE_WAIT};
 pub use workers::Replaced;
 
 /// One command's deploy work on one host.
