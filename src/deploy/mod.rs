@@ -84,10 +84,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             specs: Specs::new(cfg)?.on(&host.layout).named(&host.name),
             out,
             digest: None,
-            steps: steps::StepLog::new(
-                out,
-                (host.reach == crate::host::Reach::Engine).then(|| host.name.clone()),
-            ),
+            steps: steps::StepLog::new(out, host.fleet_name()),
             backup: Default::default(),
         })
     }
