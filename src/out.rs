@@ -109,6 +109,14 @@ impl Out {
         let _ = writeln!(o, "{line}");
     }
 
+    /// Raw bytes on stdout as they come (a container's log), flushed; a
+    /// closed pipe is an error for the caller (it stops reading).
+    pub fn data_bytes(&self, b: &[u8]) -> std::io::Result<()> {
+        let mut o = std::io::stdout().lock();
+        o.write_all(b)?;
+        o.flush()
+    }
+
     /// One compact JSON document on stdout.
     pub fn data_json(&self, v: &Value) {
         self.data(&v.to_string());

@@ -1,7 +1,6 @@
 //! `webdock logs`, `webdock nginx-snippet` and `webdock doctor`: the verbs
 //! that look at the host rather than change it.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
@@ -21,6 +20,7 @@ pub async fn logs(
     name: Option<&str>,
     follow: bool,
     tail: &str,
+    out: Out,
 ) -> anyhow::Result<ExitCode> {
     let role = match (role, name) {
         ("portal", None) => Role::Portal(proxy::live(&cfg.layout())?.ok_or_else(|| {
@@ -46,7 +46,6 @@ pub async fn logs(
         bail!("{} has no container {name}", role.describe());
     };
     let mut s = engine.follow_logs(&name, follow, tail);
-    let mut stdout = std::io::stdout();
     while let Some(item) = s.next().await {
         let chunk = item.map_err(|e| {
             let driver = &info.log.driver;
@@ -57,8 +56,7 @@ pub async fn logs(
             };
             anyhow::anyhow!("reading the log of {name} (log driver {driver}): {e}{hint}")
         })?;
-        stdout.write_all(chunk.as_ref())?;
-        stdout.flush()?;
+        out.data_bytes(chunk.as_ref())?;
     }
     Ok(ExitCode::SUCCESS)
 }

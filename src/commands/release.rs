@@ -6,7 +6,6 @@
 //! `backup --verify` restores the newest backup into a scratch database
 //! and checks it, so a backup is known to restore, not just to exist.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -113,6 +112,7 @@ pub async fn logs(
     tag: Option<&str>,
     follow: bool,
     tail: &str,
+    out: Out,
 ) -> anyhow::Result<ExitCode> {
     let engine = super::engine().await?;
     let all = release_containers(cfg, &engine).await?;
@@ -129,10 +129,8 @@ pub async fn logs(
     };
     use futures_util::StreamExt;
     let mut s = engine.follow_logs(&c.name, follow, tail);
-    let mut stdout = std::io::stdout();
     while let Some(item) = s.next().await {
-        stdout.write_all(item?.as_ref())?;
-        stdout.flush()?;
+        out.data_bytes(item?.as_ref())?;
     }
     Ok(ExitCode::SUCCESS)
 }
