@@ -214,3 +214,44 @@ fn workers_view(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The shape docs/json.md promises for `status --json` with `[hosts]`.
+    #[test]
+    fn fleet_status_json_shape() {
+        let r = FleetStatus {
+            project: "shop".into(),
+            hosts: vec![HostView {
+                host: "web2".into(),
+                reachable: false,
+                status: None,
+                error: Some("tcp://10.0.0.12:2376 unreachable".into()),
+            }],
+            workers: vec![WorkerView {
+                role: "djob billing".into(),
+                hosts: vec!["web2".into(), "web3".into()],
+                failover: "manual",
+                running_on: vec!["web3".into()],
+                unreachable: vec!["web2".into()],
+                lease: None,
+            }],
+            history: vec![],
+            warnings: vec!["web2 cannot be reached".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({
+                "project": "shop",
+                "hosts": [{"host": "web2", "reachable": false, "error": "tcp://10.0.0.12:2376 unreachable"}],
+                "workers": [{"role": "djob billing", "hosts": ["web2", "web3"], "failover": "manual",
+                             "running_on": ["web3"], "unreachable": ["web2"], "lease": null}],
+                "history": [],
+                "warnings": ["web2 cannot be reached"],
+            })
+        );
+    }
+}
