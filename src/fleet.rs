@@ -22,7 +22,7 @@ use futures_util::future::join_all;
 
 use crate::config::{Config, EngineUrl, HostConfig};
 use crate::engine::{Docker, Held, Target};
-use crate::host::Host;
+use crate::host::{Host, IN_LINKS};
 use crate::lock::Holder;
 
 /// How long a host may take to answer before it counts as unreachable.
@@ -135,14 +135,18 @@ impl FleetLock {
     ) -> anyhow::Result<FleetLock> {
         let mut me = Holder::me(command, tag);
         me.command = format!("{command} (from {})", controller_name());
-        let dir = "/webdock/live.d";
+        // The helper sees the host's links directory at IN_LINKS.
+        let in_helper = |p: std::path::PathBuf| -> anyhow::Result<String> {
+            let rest = p.strip_prefix(host.layout.links_dir())?;
+            Ok(format!("{IN_LINKS}/{}", rest.display()))
+        };
         let cmd: Vec<String> = vec![
             "sh".into(),
             "-c".into(),
             LOCK_SCRIPT.into(),
             "lock".into(),
-            format!("{dir}/.{}.lock", host.project),
-            format!("{dir}/.{}.holder", host.project),
+            in_helper(host.layout.fleet_lock())?,
+            in_helper(host.layout.fleet_lock_holder())?,
             serde_json::to_string(&me)?,
         ];
         match host.engine.hold(&host.helper_name(), &cmd).await? {

@@ -65,7 +65,7 @@ pub struct PreparedFlip {
 }
 
 /// Where the helper sees the host's directories.
-const IN_LINKS: &str = "/webdock/live.d";
+pub(crate) const IN_LINKS: &str = "/webdock/live.d";
 pub(crate) const IN_SOCKETS: &str = "/webdock/sock";
 
 impl<E: Engine> Host<E> {
@@ -97,6 +97,10 @@ impl<E: Engine> Host<E> {
 
     pub fn runs(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    pub fn fleet_name(&self) -> Option<String> {
+        (self.reach == Reach::Engine).then(|| self.name.clone())
     }
 
     fn remote_err(&self, what: impl Into<String>) -> HostError {

@@ -87,6 +87,16 @@ impl Layout {
         self.socket_dir.join("djobs").join(djob)
     }
 
+    /// The fleet-wide deploy lock (a `flock`) on the lock host, beside the
+    /// live links, and the record of who holds it.
+    pub fn fleet_lock(&self) -> PathBuf {
+        self.links_dir.join(format!(".{}.lock", self.project))
+    }
+
+    pub fn fleet_lock_holder(&self) -> PathBuf {
+        self.links_dir.join(format!(".{}.holder", self.project))
+    }
+
     pub fn deploy_lock(&self) -> PathBuf {
         self.state_dir.join("deploy.lock")
     }
@@ -152,6 +162,10 @@ mod tests {
         assert_eq!(
             l.history(),
             Path::new("/var/lib/webdock/shop/history.jsonl")
+        );
+        assert_eq!(
+            l.fleet_lock(),
+            Path::new("/var/lib/webdock/live.d/.shop.lock")
         );
     }
 }

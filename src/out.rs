@@ -59,12 +59,27 @@ impl Drop for Transfer {
 
 impl Out {
     pub fn new(json: bool) -> Out {
-        let tty = std::io::stderr().is_terminal();
+        Out::decide(
+            json,
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").is_some(),
+        )
+    }
+
+    /// The pure part of [`Out::new`]: colour needs a terminal and no
+    /// `NO_COLOR`; `NO_COLOR` changes nothing else.
+    fn decide(json: bool, tty: bool, no_color: bool) -> Out {
         Out {
             json,
             tty,
-            color: tty && std::env::var_os("NO_COLOR").is_none(),
+            color: tty && !no_color,
         }
+    }
+
+    /// A live spinner for steps: a terminal, and not `--json` (which prints
+    /// events on stdout instead).
+    fn live(&self) -> bool {
+        self.tty && !self.json
     }
 
     /// Plain output for tests and pipes.
@@ -150,6 +165,14 @@ impl Out {
         let _ = writeln!(o, "{line}");
     }
 
+    /// Raw bytes on stdout as they come (a container's log), flushed; a
+    /// closed pipe is an error for the caller (it stops reading).
+    pub fn data_bytes(&self, b: &[u8]) -> std::io::Result<()> {
+        let mut o = std::io::stdout().lock();
+        o.write_all(b)?;
+        o.flush()
+    }
+
     /// One compact JSON document on stdout.
     pub fn data_json(&self, v: &Value) {
         self.data(&v.to_string());
@@ -172,7 +195,7 @@ impl Out {
             return;
         }
         if status == "start" {
-            if self.tty {
+            if self.live() {
                 let pb = ProgressBar::new_spinner();
                 pb.set_style(
                     ProgressStyle::with_template("{spinner} {msg} {elapsed}")
@@ -226,5 +249,33 @@ impl Out {
         let mut o = std::io::stdout().lock();
         let _ = writeln!(o, "{v}");
         let _ = o.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Out;
+
+    #[test]
+    fn no_color_removes_colour_only() {
+        // (json, tty, NO_COLOR set) -> (live progress, colour)
+        let table = [
+            ((false, true, false), (true, true)),
+            ((false, true, true), (true, false)),
+            ((false, false, false), (false, false)),
+            ((false, false, true), (false, false)),
+            ((true, true, false), (false, true)),
+            ((true, true, true), (false, false)),
+            ((true, false, false), (false, false)),
+            ((true, false, true), (false, false)),
+        ];
+        for ((json, tty, no_color), (live, color)) in table {
+            let out = Out::decide(json, tty, no_color);
+            assert_eq!(
+                (out.live(), out.color, out.json),
+                (live, color, json),
+                "json={json} tty={tty} NO_COLOR={no_color}"
+            );
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! What `status` shows: a typed report of one host, gathered once and
 //! rendered twice (the table and `--json`, shape in docs/json.md).
 
+pub mod fleet;
+
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -12,18 +12,19 @@ use std::process::Command;
 mod common;
 use common::*;
 
-const PROMOTE_KILL_POINTS: &[&str] = &[
-    "check",
-    "backup",
-    "release-wait",
-    "release",
-    "start-portal",
-    "health",
-    "flip",
-    "verify",
-    "workers",
-    "prune",
-];
+/// Every step of promote (each is a kill point at its end), and
+/// `release-wait` inside the release step: the names the code uses.
+fn promote_kill_points() -> Vec<&'static str> {
+    use webdock::deploy::{Step, RELEASE_WAIT};
+    let mut points = Vec::new();
+    for s in Step::ALL {
+        if s == Step::Release {
+            points.push(RELEASE_WAIT);
+        }
+        points.push(s.as_str());
+    }
+    points
+}
 
 /// A backup before each release command, so that its kill point is passed.
 const BACKUP: &str =
@@ -83,14 +84,15 @@ fn promote_killed_at_every_step_is_repaired_by_the_next_promote() {
     p.with_nginx(BACKUP);
     p.ok(&["promote", "1.0.0"]);
     let (mut current, mut next) = ("1.0.0", "1.0.1");
-    for point in PROMOTE_KILL_POINTS {
+    let points = promote_kill_points();
+    for point in &points {
         killed_at(&p, point, &["promote", next]);
         assert_invariants(&p, &format!("after a kill at {point}"));
         let st = p.status_json();
         let live = st["live"]["tag"].as_str().unwrap().to_string();
         // Before the flip nothing visible changed; after it, the new tag is live.
-        let flipped = PROMOTE_KILL_POINTS.iter().position(|k| k == point)
-            >= PROMOTE_KILL_POINTS.iter().position(|k| *k == "flip");
+        let flipped =
+            points.iter().position(|k| k == point) >= points.iter().position(|k| *k == "flip");
         assert_eq!(
             live,
             if flipped { next } else { current },
@@ -141,7 +143,10 @@ fn rollback_killed_at_every_step_leaves_a_healthy_color_and_is_repaired() {
     p.with_nginx("");
     p.ok(&["promote", "1.0.0"]);
     p.ok(&["promote", "1.0.1"]);
-    for point in ["health", "flip", "verify", "workers"] {
+    use webdock::deploy::Step;
+    // The steps of a warm rollback.
+    for step in [Step::Health, Step::Flip, Step::Verify, Step::Workers] {
+        let point = step.as_str();
         killed_at(&p, point, &["rollback"]);
         assert_invariants(&p, &format!("after a rollback killed at {point}"));
         // Whatever is live now, promoting it finishes the job.

@@ -106,7 +106,7 @@ fn input(cfg: &Config, seen: &[Seen], disks: Vec<(String, f64)>, history: &[Entr
             (h, *serves)
         })
         .collect();
-    let workers = super::failover::worker_roles(cfg)
+    let workers = crate::report::fleet::worker_roles(cfg)
         .iter()
         .map(|role| worker(cfg, role, seen))
         .collect();

@@ -64,7 +64,7 @@ pub async fn push(cfg: &Config, tag: &Tag, t: PushTarget, out: Out) -> anyhow::R
         );
     } else {
         out.progress(&format!("pushed {pinned} in {secs:.1} s"));
-        println!("{digest}");
+        out.data(&digest);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -108,7 +108,7 @@ pub async fn pull(cfg: &Config, tag: &Tag, out: Out) -> anyhow::Result<ExitCode>
             "pulled {pinned} as {} in {secs:.1} s",
             cfg.image_ref(tag)
         ));
-        println!("{digest}");
+        out.data(&digest);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -166,7 +166,7 @@ pub async fn ship(cfg: &Config, tag: &Tag, to: &str, out: Out) -> anyhow::Result
             mb(report.bytes_exported),
             report.layers.len()
         ));
-        println!("{}", report.id);
+        out.data(&report.id);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,6 @@
 //! `webdock logs`, `webdock nginx-snippet` and `webdock doctor`: the verbs
 //! that look at the host rather than change it.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::ExitCode;
 
@@ -21,6 +20,7 @@ pub async fn logs(
     name: Option<&str>,
     follow: bool,
     tail: &str,
+    out: Out,
 ) -> anyhow::Result<ExitCode> {
     let role = match (role, name) {
         ("portal", None) => Role::Portal(proxy::live(&cfg.layout())?.ok_or_else(|| {
@@ -46,7 +46,6 @@ pub async fn logs(
         bail!("{} has no container {name}", role.describe());
     };
     let mut s = engine.follow_logs(&name, follow, tail);
-    let mut stdout = std::io::stdout();
     while let Some(item) = s.next().await {
         let chunk = item.map_err(|e| {
             let driver = &info.log.driver;
@@ -57,8 +56,7 @@ pub async fn logs(
             };
             anyhow::anyhow!("reading the log of {name} (log driver {driver}): {e}{hint}")
         })?;
-        stdout.write_all(chunk.as_ref())?;
-        stdout.flush()?;
+        out.data_bytes(chunk.as_ref())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -120,37 +118,39 @@ fn authority(url: &str) -> Option<&str> {
 struct Report {
     problems: usize,
     warnings: usize,
-    json: bool,
+    out: Out,
     items: Vec<serde_json::Value>,
 }
 
 impl Report {
     fn ok(&mut self, what: &str) {
-        if self.json {
+        if self.out.json {
             self.items
                 .push(serde_json::json!({ "check": what, "ok": true }));
         } else {
-            println!("ok       {what}");
+            self.out.data(&format!("ok       {what}"));
         }
     }
     fn problem(&mut self, what: &str, fix: &str) {
         self.problems += 1;
-        if self.json {
+        if self.out.json {
             self.items
                 .push(serde_json::json!({ "check": what, "ok": false, "fix": fix }));
         } else {
-            println!("PROBLEM  {what}\n         fix: {fix}");
+            self.out
+                .data(&format!("PROBLEM  {what}\n         fix: {fix}"));
         }
     }
     /// Worth fixing, but nothing is broken yet: exit code stays 0.
     fn warning(&mut self, what: &str, fix: &str) {
         self.warnings += 1;
-        if self.json {
+        if self.out.json {
             self.items.push(
                 serde_json::json!({ "check": what, "ok": false, "warning": true, "fix": fix }),
             );
         } else {
-            println!("WARNING  {what}\n         fix: {fix}");
+            self.out
+                .data(&format!("WARNING  {what}\n         fix: {fix}"));
         }
     }
 }
@@ -159,7 +159,7 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
     let mut r = Report {
         problems: 0,
         warnings: 0,
-        json: out.json,
+        out,
         items: vec![],
     };
     match crate::engine::Docker::connect().await {
@@ -271,12 +271,11 @@ pub async fn doctor(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
         }
     }
     if out.json {
-        println!(
-            "{}",
-            serde_json::json!({ "problems": r.problems, "warnings": r.warnings, "checks": r.items })
+        out.data_json(
+            &serde_json::json!({ "problems": r.problems, "warnings": r.warnings, "checks": r.items }),
         );
     } else if r.problems == 0 {
-        println!("\nno problems found");
+        out.data("\nno problems found");
     }
     Ok(if r.problems == 0 {
         ExitCode::SUCCESS

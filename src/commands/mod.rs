@@ -87,7 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             follow,
             tail,
-        } if role == "release" => release::logs(&cfg()?, name.as_deref(), *follow, tail).await,
+        } if role == "release" => release::logs(&cfg()?, name.as_deref(), *follow, tail, out).await,
         Command::Release {
             verb: ReleaseVerb::Kill { tag, yes },
         } => {
@@ -101,7 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             name,
             follow,
             tail,
-        } => host::logs(&cfg()?, role, name.as_deref(), *follow, tail).await,
+        } => host::logs(&cfg()?, role, name.as_deref(), *follow, tail, out).await,
         Command::NginxSnippet { host } => host::nginx_snippet(&cfg()?, host.as_deref(), out),
         Command::LbSnippet { listen } => host::lb_snippet(&cfg()?, listen, out),
         Command::Doctor => host::doctor(&cfg()?, out).await,

@@ -10,7 +10,6 @@
 //! the one whose engine runs the release command), with its paths; the
 //! backup records live on the controller, beside the fleet's history.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -173,6 +172,7 @@ pub async fn logs(
     tag: Option<&str>,
     follow: bool,
     tail: &str,
+    out: Out,
 ) -> anyhow::Result<ExitCode> {
     let host = release_host(cfg).await?;
     let engine = &host.engine;
@@ -190,10 +190,8 @@ pub async fn logs(
     };
     use futures_util::StreamExt;
     let mut s = engine.follow_logs(&c.name, follow, tail);
-    let mut stdout = std::io::stdout();
     while let Some(item) = s.next().await {
-        stdout.write_all(item?.as_ref())?;
-        stdout.flush()?;
+        out.data_bytes(item?.as_ref())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ use crate::clock::human_secs;
 use crate::config::Config;
 use crate::history;
 use crate::out::Out;
+use crate::report::fleet::FleetStatus;
 use crate::report::{self, Row, StatusReport};
 
 pub async fn status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
@@ -24,125 +25,50 @@ pub async fn status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every host's report, side by side; a host that cannot be reached is
-/// shown as such, never guessed down or up.
+/// Every host's report, side by side, and the workers across them.
 async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
-    use futures_util::future::join_all;
-    let reports = join_all(cfg.hosts.iter().map(|h| async move {
-        let r: anyhow::Result<StatusReport> = async {
-            let d = crate::fleet::connect_one(h).await?;
-            let host = crate::host::Host::remote(cfg, h, d);
-            report::status(cfg, &host).await
-        }
-        .await;
-        (h.name.clone(), r)
-    }))
-    .await;
-    let (entries, _) = history::read(&cfg.layout().history()).unwrap_or_default();
-    let last = entries
-        .iter()
-        .rev()
-        .find(|e| e.action.is_release() && e.outcome.is_ok());
-    let mut warnings = Vec::new();
-    let mut tags = std::collections::BTreeMap::new();
-    for (name, r) in &reports {
-        match r {
-            Ok(r) => {
-                let t = r
-                    .live
-                    .as_ref()
-                    .and_then(|l| l.tag.clone())
-                    .unwrap_or_else(|| "-".into());
-                tags.entry(t).or_insert_with(Vec::new).push(name.clone());
-            }
-            Err(e) => warnings.push(format!(
-                "{name} cannot be reached ({}): its state is unknown, not assumed",
-                format!("{e:#}").lines().next().unwrap_or_default()
-            )),
-        }
-    }
-    if tags.len() > 1 {
-        let parts: Vec<String> = tags
-            .iter()
-            .map(|(t, h)| format!("{t} on {}", h.join(", ")))
-            .collect();
-        warnings.push(format!(
-            "hosts serve different releases: {}",
-            parts.join("; ")
-        ));
-    }
-    if let Some(e) = last.filter(|e| !e.skipped.is_empty()) {
-        warnings.push(format!(
-            "{} skipped by the last release ({}): behind until the next promote reaches it",
-            e.skipped.join(", "),
-            e.tag
-        ));
-    }
-    let leases = match crate::lease_store::views(cfg, &super::failover::worker_roles(cfg)).await {
-        Ok(l) => l,
-        Err(e) => {
-            warnings.push(format!(
-                "the lease store cannot be read ({}): who holds each worker's lease is unknown",
-                format!("{e:#}").lines().next().unwrap_or_default()
-            ));
-            None
-        }
-    };
-    let workers = super::failover::workers_view(cfg, &reports, leases.as_deref(), &mut warnings);
+    let r = report::fleet::fleet_status(cfg).await;
     if out.json {
-        let hosts: Vec<serde_json::Value> = reports
-            .iter()
-            .map(|(n, r)| match r {
-                Ok(r) => serde_json::json!({ "host": n, "reachable": true, "status": r }),
-                Err(e) => {
-                    serde_json::json!({ "host": n, "reachable": false, "error": format!("{e:#}") })
-                }
-            })
-            .collect();
-        out.data_pretty(&serde_json::json!({
-            "project": cfg.project,
-            "hosts": hosts,
-            "workers": workers,
-            "history": entries.iter().rev().take(5).collect::<Vec<_>>(),
-            "warnings": warnings,
-        }))?;
-        return Ok(ExitCode::SUCCESS);
+        out.data_pretty(&r)?;
+    } else {
+        print_fleet(&r, out);
     }
-    for (name, r) in &reports {
-        out.data(&format!("== host {name}"));
-        match r {
-            Ok(r) => print_status(r, out),
-            Err(e) => out.data(&format!("unreachable: {e:#}")),
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_fleet(r: &FleetStatus, out: Out) {
+    for h in &r.hosts {
+        out.data(&format!("== host {}", h.host));
+        match (&h.status, &h.error) {
+            (Some(s), _) => print_status(s, out),
+            (None, e) => out.data(&format!("unreachable: {}", e.as_deref().unwrap_or("?"))),
         }
         out.data("");
     }
     out.data("== workers");
-    for w in &workers {
+    for w in &r.workers {
         out.data(&format!(
             "{:<22} {:<24} hosts {}{}",
-            w["role"].as_str().unwrap_or("?"),
-            match w["running_on"].as_array().map(|a| a.len()) {
-                Some(0) | None => "running nowhere".to_string(),
-                _ => format!("running on {}", join(&w["running_on"])),
-            },
-            join(&w["hosts"]),
-            if w["failover"] == "auto" {
-                " (failover auto)"
+            w.role,
+            if w.running_on.is_empty() {
+                "running nowhere".to_string()
             } else {
-                ""
-            }
+                format!("running on {}", w.running_on.join(", "))
+            },
+            w.hosts.join(", "),
+            if w.auto() { " (failover auto)" } else { "" }
         ));
-        if let Some(l) = w.get("lease").filter(|l| !l.is_null()) {
+        if let Some(l) = &w.lease {
             out.data(&format!(
                 "{:<22} lease {}: {}",
                 "",
-                l["name"].as_str().unwrap_or("?"),
-                if l["held"] == true {
+                l.name,
+                if l.held {
                     format!(
                         "held by {} (epoch {}) since {}",
-                        l["holder"].as_str().unwrap_or("?"),
-                        l["epoch"],
-                        l["since"].as_str().unwrap_or("?")
+                        l.holder.as_deref().unwrap_or("?"),
+                        l.epoch.map_or("null".into(), |e| e.to_string()),
+                        l.since.as_deref().unwrap_or("?")
                     )
                 } else {
                     "free".to_string()
@@ -150,21 +76,9 @@ async fn fleet_status(cfg: &Config, out: Out) -> anyhow::Result<ExitCode> {
             ));
         }
     }
-    for w in &warnings {
+    for w in &r.warnings {
         out.warn(w);
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn join(v: &serde_json::Value) -> String {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
 }
 
 fn or_dash(s: Option<&str>) -> &str {

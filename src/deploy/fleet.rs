@@ -26,10 +26,12 @@ use crate::out::Out;
 use crate::plan::fleet::{self as decide, AfterFlip, AfterPrepare, FlipOutcome};
 use crate::plan::Observed;
 
+mod oncall;
 mod prepare;
 mod rollback;
 mod workers;
 use crate::roles::Role;
+pub use oncall::{helper_image, FleetChange, FleetOnCall};
 
 /// One fleet command: a deployer per reachable host.
 pub struct Fleet<'a, E: Engine> {

@@ -47,10 +47,10 @@ use crate::plan::{self, PromotePlan, RollbackTarget};
 use crate::roles::{Color, Role, Specs, LABEL_DJOBS, LABEL_TAG};
 use crate::Usage;
 
-pub use fleet::Fleet;
+pub use fleet::{helper_image, Fleet, FleetChange, FleetOnCall};
 pub use oncall::WorkerChange;
 pub use record::Moved;
-pub use steps::{killpoint, Step};
+pub use steps::{killpoint, Step, RELEASE_WAIT};
 pub use workers::Replaced;
 
 /// One command's deploy work on one host.
@@ -91,10 +91,7 @@ impl<'a, E: Engine> Deployer<'a, E> {
             out,
             digest: None,
             checked: Default::default(),
-            steps: steps::StepLog::new(
-                out,
-                (host.reach == crate::host::Reach::Engine).then(|| host.name.clone()),
-            ),
+            steps: steps::StepLog::new(out, host.fleet_name()),
             backup: Default::default(),
         })
     }

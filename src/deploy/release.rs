@@ -112,7 +112,7 @@ impl<E: Engine> Deployer<'_, E> {
                         spec.name
                     }
                 };
-                killpoint("release-wait");
+                killpoint(super::steps::RELEASE_WAIT);
                 let code = match self.wait_streaming(&name, remaining, &interrupts).await {
                     Ok(code) => code,
                     Err(stopped) => return Err(still_running(stopped, tag, &name, timeout)),

@@ -22,7 +22,24 @@ pub enum Step {
     Prune,
 }
 
+/// The kill point inside the release step, while webdock waits on the
+/// release command (not a step of its own: it has no events).
+pub const RELEASE_WAIT: &str = "release-wait";
+
 impl Step {
+    /// Every step, in the order a promote runs them.
+    pub const ALL: [Step; 9] = [
+        Step::Check,
+        Step::Backup,
+        Step::Release,
+        Step::StartPortal,
+        Step::Health,
+        Step::Flip,
+        Step::Verify,
+        Step::Workers,
+        Step::Prune,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Step::Check => "check",
@@ -142,5 +159,29 @@ impl StepLog {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Step;
+
+    /// docs/json.md's row for the `step` field names every step, in order.
+    #[test]
+    fn json_md_lists_every_step() {
+        let doc = include_str!("../../docs/json.md");
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with("| `step` | string |"))
+            .expect("docs/json.md has a row for the step field");
+        let documented: Vec<&str> = row
+            .split('|')
+            .nth(3)
+            .unwrap()
+            .split(',')
+            .map(|s| s.trim().trim_matches('`'))
+            .collect();
+        let code: Vec<&str> = Step::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(documented, code);
     }
 }

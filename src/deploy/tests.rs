@@ -306,3 +306,68 @@ async fn restart_portal_touches_neither_release_nor_workers() {
     );
     assert_eq!(proxy::live(&c.layout()).unwrap(), Some(Color::Green));
 }
+
+/// Independent workers are replaced side by side, each still stop-first:
+/// with two djobs that settle 1 s each, the worker step costs about one
+/// settle, not the sum.
+#[tokio::test]
+async fn independent_workers_are_replaced_concurrently_each_stop_first() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"project = "demo"
+image = "app"
+socket_root = "{run}"
+state_root = "{state}"
+[health]
+consecutive = 2
+interval = "1ms"
+deadline = "5s"
+[cron]
+enabled = false
+[djobs.billing]
+command = ["billing"]
+settle = "1s"
+[djobs.fax]
+command = ["fax"]
+settle = "1s"
+"#,
+        run = d.path().join("run").display(),
+        state = d.path().join("state").display()
+    );
+    let c = Config::parse(&d.path().join("webdock.toml"), &text).unwrap();
+    let f = Fake::default();
+    f.image("app", "1", "billing,fax");
+    f.image("app", "2", "billing,fax");
+    let h = Host::local(&c, &f);
+    let cx = Deployer::new(&c, &h, out()).unwrap();
+    for tag in ["1", "2"] {
+        cx.promote(&Tag::parse(tag).unwrap(), Intent::Promote)
+            .await
+            .unwrap();
+    }
+    let calls = f.calls();
+    for name in ["demo-djob-billing", "demo-djob-fax"] {
+        let stop = pos(&calls, &format!("stop {name}"));
+        let remove = pos(&calls, &format!("remove {name}"));
+        let create = rpos(&calls, &format!("create {name}"));
+        let start = rpos(&calls, &format!("start {name}"));
+        assert!(
+            stop < remove && remove < create && create < start,
+            "{name} stop-first: {calls:#?}"
+        );
+    }
+    // side by side: the fake answers at once, so the step is the settle
+    // time, once (the call order alone cannot tell: each replace runs to its
+    // settle before the next one starts)
+    let (hist, _) = history::read(&c.layout().history()).unwrap();
+    let workers = hist[1]
+        .steps
+        .iter()
+        .find(|(s, _)| s == "workers")
+        .map(|(_, secs)| *secs)
+        .unwrap();
+    assert!(
+        (1.0..1.8).contains(&workers),
+        "the worker step took {workers:.2} s: one settle (1 s), not the sum (2 s)"
+    );
+}

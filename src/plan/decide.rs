@@ -1,12 +1,9 @@
-//! The decisions of promote, rollback and the worker swap, each a pure
-//! function with a table of cases below.
-
-use std::time::Duration;
+//! The decisions of promote and rollback, each a pure function with a
+//! table of cases below (the worker step's are in `workers.rs`).
 
 use super::{idle_color, Observed};
-use crate::engine::ContainerInfo;
 use crate::history::{Entry, Intent};
-use crate::roles::{Color, Role, LABEL_DJOB, LABEL_ROLE, LABEL_TAG};
+use crate::roles::{Color, LABEL_TAG};
 
 /// What a promote (or a portal restart) has to do on a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,62 +134,6 @@ pub fn restart_gives_up(
             "{idle} runs {idle_tag}, which is not the previous release; this restart replaces it (there is no previous release to roll back to)"
         ),
     })
-}
-
-/// A worker container the config no longer names, and how long it may take
-/// to stop: its own stop timeout as created, else a default.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unwanted {
-    pub name: String,
-    pub role: Role,
-    pub grace: Duration,
-}
-
-/// The grace for a dropped worker whose container does not say its own.
-pub const DEFAULT_DROP_GRACE: Duration = Duration::from_secs(15);
-
-/// What the worker step of a promote or rollback does.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerPlan {
-    /// Replaced stop-first, each independently of the others.
-    pub replace: Vec<Role>,
-    /// Stopped and removed: cron disabled, a djob dropped from the config.
-    pub drop: Vec<Unwanted>,
-}
-
-pub fn workers_to_replace(obs: &Observed, wanted: &[Role], project: &str) -> WorkerPlan {
-    let names: Vec<String> = wanted.iter().map(|r| r.container_name(project)).collect();
-    let drop = obs
-        .workers()
-        .filter(|c| !names.contains(&c.name))
-        .filter_map(|c| {
-            let role = match c.label(LABEL_ROLE) {
-                Some("cron") => Role::Cron,
-                Some("djob") => Role::Djob(c.label(LABEL_DJOB)?.to_string()),
-                _ => return None,
-            };
-            Some(Unwanted {
-                name: c.name.clone(),
-                role,
-                grace: c.stop_timeout.unwrap_or(DEFAULT_DROP_GRACE),
-            })
-        })
-        .collect();
-    WorkerPlan {
-        replace: wanted.to_vec(),
-        drop,
-    }
-}
-
-/// After a worker's start and its settle time: did it stay up?
-pub fn settle_verdict(info: Option<&ContainerInfo>) -> Result<(), String> {
-    match info {
-        None => Err("gone".into()),
-        Some(c) if !c.running || c.restart_count > 0 => {
-            Err(format!("{}, {} restarts", c.state, c.restart_count))
-        }
-        Some(_) => Ok(()),
-    }
 }
 
 #[cfg(test)]

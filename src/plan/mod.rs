@@ -11,12 +11,14 @@ pub mod fleet;
 pub mod placement;
 mod release;
 mod warnings;
+mod workers;
 
 use std::collections::HashSet;
 
 pub use decide::*;
 pub use release::*;
 pub use warnings::warnings;
+pub use workers::*;
 
 use crate::engine::{ContainerInfo, ImageInfo};
 use crate::roles::{Color, LABEL_COLOR, LABEL_DJOB, LABEL_ROLE, LABEL_TAG};

@@ -1,9 +1,10 @@
-//! The decision tables of promote, rollback and the worker swap.
+//! The decision tables of promote and rollback (the worker swap's are in plan/workers.rs).
 
 use super::*;
+use crate::engine::ContainerInfo;
 use crate::history::Outcome;
 use crate::plan::testing::c;
-use crate::roles::LABEL_COLOR;
+use crate::roles::{LABEL_COLOR, LABEL_ROLE};
 
 fn portal(color: &str, tag: &str, running: bool) -> ContainerInfo {
     c(
@@ -308,64 +309,4 @@ fn restart_portal_names_the_previous_release_not_a_leftover() {
     assert!(!leftover.contains("start a3"), "{leftover}");
     let none = m("a3", None).unwrap();
     assert!(none.contains("no previous release"), "{none}");
-}
-
-#[test]
-fn dropped_workers_keep_their_own_grace() {
-    let mut old = c(
-        "p-djob-fax",
-        &[(LABEL_ROLE, "djob"), (LABEL_DJOB, "fax"), (LABEL_TAG, "1")],
-        true,
-    );
-    old.stop_timeout = Some(Duration::from_secs(65));
-    let cron = c("p-cron", &[(LABEL_ROLE, "cron"), (LABEL_TAG, "1")], true);
-    let billing = c(
-        "p-djob-billing",
-        &[
-            (LABEL_ROLE, "djob"),
-            (LABEL_DJOB, "billing"),
-            (LABEL_TAG, "1"),
-        ],
-        true,
-    );
-    let obs = Observed::new(
-        vec![old, cron, billing, portal("blue", "1", true)],
-        Some(Color::Blue),
-    );
-    let wanted = vec![Role::Djob("billing".into())];
-    let plan = workers_to_replace(&obs, &wanted, "p");
-    assert_eq!(plan.replace, wanted);
-    assert_eq!(
-        plan.drop,
-        vec![
-            Unwanted {
-                name: "p-djob-fax".into(),
-                role: Role::Djob("fax".into()),
-                grace: Duration::from_secs(65)
-            },
-            Unwanted {
-                name: "p-cron".into(),
-                role: Role::Cron,
-                grace: DEFAULT_DROP_GRACE
-            },
-        ]
-    );
-}
-
-#[test]
-fn settle_verdicts() {
-    let up = c("w", &[], true);
-    let mut looping = c("w", &[], true);
-    looping.restart_count = 2;
-    let down = c("w", &[], false);
-    assert!(settle_verdict(Some(&up)).is_ok());
-    assert_eq!(
-        settle_verdict(Some(&looping)).unwrap_err(),
-        "running, 2 restarts"
-    );
-    assert_eq!(
-        settle_verdict(Some(&down)).unwrap_err(),
-        "exited, 0 restarts"
-    );
-    assert_eq!(settle_verdict(None).unwrap_err(), "gone");
 }
