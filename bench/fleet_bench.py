@@ -14,7 +14,8 @@ One rig of 3 hosts, one project on it. Variants, each round:
               same load through the 3-host LB
 
 Measured per operation: wall time of the webdock command(s); the flip window
-first→last host from history's `flip_window_ms` (fleet promotes only); the
+first→last host from history's `flip_window_ms` (fleet promotes and warm
+rollbacks); the
 mixed-version window seen from outside, by one poller per host that asks the
 host's nginx for /health/ over keep-alive without pause and notes when each
 host first answers with the new tag (window = last host's first new answer −
@@ -253,7 +254,7 @@ def main():
                     for h in HOSTS:
                         wd(one[h], "promote", new)
                     promote_s = time.monotonic() - t
-                    rollback_s = flip_ms = None
+                    rollback_s = flip_ms = rollback_flip_ms = None
                     mixed = pollers.mixed_window_ms(since, new)
                     live = new
                 else:
@@ -266,9 +267,10 @@ def main():
                     t = time.monotonic()
                     wd(cfg, "rollback")
                     rollback_s = time.monotonic() - t
+                    rollback_flip_ms = last_history(app).get("flip_window_ms")
                 requests, failed = load.finish()
                 row = {"promote_s": promote_s, "rollback_s": rollback_s, "flip_ms": flip_ms,
-                       "mixed_ms": mixed, "requests": requests, "failed": failed}
+                       "rollback_flip_ms": rollback_flip_ms, "mixed_ms": mixed, "requests": requests, "failed": failed}
                 log(f"round {r + 1} {variant}: {row}")
                 raw[variant].append(row)
     finally:
@@ -283,7 +285,7 @@ def main():
             log(f"kept {d} (rig down exited {down.returncode}, or BENCH_KEEP is set)")
 
     def col(rows, k, digits=2, mx=True):
-        xs = [x[k] for x in rows if x[k] is not None]
+        xs = [x.get(k) for x in rows if x.get(k) is not None]
         if not xs:
             return "–"
         return f"{fmt_s(median(xs), digits)} (max {fmt_s(max(xs), digits)})" if mx else fmt_s(median(xs), digits)
@@ -294,7 +296,7 @@ def main():
     for v in ("1 host", "3 hosts", "sequential"):
         rs = raw[v]
         rows.append([labels[v], col(rs, "promote_s"), col(rs, "rollback_s"), col(rs, "flip_ms", 1),
-                     col(rs, "mixed_ms", 1), sum(x["requests"] for x in rs), sum(x["failed"] for x in rs)])
+                     col(rs, "rollback_flip_ms", 1), col(rs, "mixed_ms", 1), sum(x["requests"] for x in rs), sum(x["failed"] for x in rs)])
     print(header("A release across a fleet: webdock's switch beside host by host"))
     print(f"scripts/rig with 3 hosts (engines over mutual TLS), example app `{image}` {TAGS[0]} ⇄ {TAGS[1]}, "
           f"{a.rounds} rounds per variant, variants interleaved; load: bench/loadgen.py, {a.conns} keep-alive "
@@ -303,7 +305,7 @@ def main():
           f"window is the time between the first and the last host answering the new tag, seen from outside "
           f"(one keep-alive poller per host nginx, a request every 5 ms plus its answer time).\n")
     print(md_table(["release", "promote, s", "rollback, s", "flip window (history), ms",
-                    "mixed versions (pollers), ms", "requests", "failed"], rows))
+                    "rollback's flip window, ms", "mixed versions (pollers), ms", "requests", "failed"], rows))
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(raw, indent=1))
 

@@ -20,7 +20,7 @@ mod exec;
 mod ssh;
 
 pub use connect::Target;
-pub use exec::Held;
+pub use exec::{Held, Session, SessionOutput};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -152,16 +152,14 @@ pub trait Engine {
     /// Each line of a container's output from its start, then as it comes,
     /// until it stops: for waiting on one an earlier webdock started.
     async fn follow_output(&self, name: &str, on_line: &mut dyn FnMut(&str)) -> Result<()>;
-    /// Prepares a command to run in a running container (as root) and
-    /// returns its id: starting it later is one short round trip.
-    async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String>;
-    /// Runs a prepared command to its end: its exit code and output.
-    async fn exec_start(&self, id: &str) -> Result<ExecOutput>;
-    /// Prepares and runs a command in one go.
-    async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput> {
-        let id = self.exec_prepare(container, cmd).await?;
-        self.exec_start(&id).await
-    }
+    /// Runs a command in a running container (as root) to its end: its
+    /// exit code and output.
+    async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput>;
+    /// Starts a command in a running container (as root) that reads lines
+    /// from our connection and answers on it, for as long as the session
+    /// lives: what a remote host's flip is made ready with, so that the
+    /// flip itself is one line each way.
+    async fn exec_session(&self, container: &str, cmd: &[String]) -> Result<Session>;
 }
 
 /// What a command run in a container said and how it ended.

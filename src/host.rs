@@ -9,8 +9,8 @@
 //! project's image, `<project>-proxy`, bind-mounts the host's links and
 //! socket directories and runs nothing but `sleep`; webdock reads the link,
 //! probes the sockets and flips the link by running short commands in it
-//! (a TLS-only engine needs no shell on the host). The flip command is
-//! prepared before the flip phase, so the flip itself is one round trip.
+//! (a TLS-only engine needs no shell on the host). The flip is made ready
+//! before the flip phase (`flip.rs`), so the flip itself is one round trip.
 //! The plan and the deploy code never ask how a host is reached.
 
 use std::collections::HashMap;
@@ -24,6 +24,9 @@ use crate::layout::Layout;
 use crate::plan::Observed;
 use crate::proxy::{self, ProxyError};
 use crate::roles::{Color, LABEL_PROJECT, LABEL_ROLE, LABEL_TAG, SOCKET_FILE};
+
+mod flip;
+pub use flip::{maybe_flipped, PreparedFlip};
 
 /// How a host's link and sockets are reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +58,13 @@ pub enum HostError {
     Proxy(#[from] ProxyError),
     #[error("{host}: {what}")]
     Remote { host: String, what: String },
-}
-
-/// A flip made ready before the flip phase.
-#[derive(Debug, Clone)]
-pub struct PreparedFlip {
-    pub to: Color,
-    exec: Option<String>,
+    /// A remote flip that failed; `maybe`: the link may have moved.
+    #[error("{host}: {what}")]
+    Flip {
+        host: String,
+        maybe: bool,
+        what: String,
+    },
 }
 
 /// Where the helper sees the host's directories.
@@ -220,61 +223,6 @@ impl<E: Engine> Host<E> {
                     self.layout.live_link().display()
                 ))
             })
-    }
-
-    /// Makes the flip to `to` ready: on a remote host the command is
-    /// created in the helper now, so the flip is one short round trip.
-    pub async fn prepare_flip(&self, to: Color) -> Result<PreparedFlip, HostError> {
-        let exec = match self.reach {
-            Reach::Local => None,
-            Reach::Engine => {
-                let script = "set -e; ln -sfn \"$1\" \"$2\"; mv -Tf \"$2\" \"$3\"; sync \"$4\"";
-                let tmp_name = self
-                    .layout
-                    .live_tmp()
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let cmd: Vec<String> = vec![
-                    "sh".into(),
-                    "-c".into(),
-                    script.into(),
-                    "flip".into(),
-                    self.layout.color_dir(to).display().to_string(),
-                    format!("{IN_LINKS}/{tmp_name}"),
-                    format!("{IN_LINKS}/{}", self.project),
-                    IN_LINKS.into(),
-                ];
-                Some(self.engine.exec_prepare(&self.helper_name(), &cmd).await?)
-            }
-        };
-        Ok(PreparedFlip { to, exec })
-    }
-
-    /// Carries out a prepared flip: symlink, rename over the link, fsync
-    /// of its directory, on the host itself.
-    pub async fn flip(&self, f: &PreparedFlip) -> Result<(), HostError> {
-        match &f.exec {
-            None => Ok(proxy::flip(&self.layout, f.to)?),
-            Some(id) => {
-                let o = self.engine.exec_start(id).await?;
-                if o.code != 0 {
-                    return Err(self.remote_err(format!(
-                        "the flip to {} exited with {}: {}",
-                        f.to,
-                        o.code,
-                        o.output.trim()
-                    )));
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Prepares and carries out a flip at once (a flip back, a rollback).
-    pub async fn flip_now(&self, to: Color) -> Result<(), HostError> {
-        let f = self.prepare_flip(to).await?;
-        self.flip(&f).await
     }
 
     /// A stale socket from an earlier container would look ready. One in a

@@ -195,6 +195,19 @@ fn three_hosts_flip_together_under_load_and_fail_together() {
     assert_eq!(last["hosts"].as_array().unwrap().len(), 3, "{last}");
     let promote = h.iter().rev().find(|e| e["action"] == "promote").unwrap();
     assert!(promote["flip_window_ms"].as_f64().is_some(), "{promote}");
+    // A warm rollback records its flip window and each host's steps too.
+    let rollback = h.iter().rev().find(|e| e["action"] == "rollback").unwrap();
+    assert!(rollback["flip_window_ms"].as_f64().is_some(), "{rollback}");
+    for host in rollback["hosts"].as_array().unwrap() {
+        let steps: Vec<&str> = host["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s[0].as_str())
+            .collect();
+        // (the release host also has the workers step)
+        assert_eq!(steps[..3], ["health", "flip", "verify"], "{rollback}");
+    }
 
     // A host's engine killed during prepare: aborted, nothing flipped.
     let a = Held::at(&f, &rig, &["promote", "1.0.0"], "release");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::engine::{
-    ContainerInfo, ContainerSpec, Engine, EngineError, ExecOutput, ImageInfo, Result,
+    ContainerInfo, ContainerSpec, Engine, EngineError, ExecOutput, ImageInfo, Result, Session,
 };
 
 #[derive(Default)]
@@ -32,6 +32,12 @@ pub struct Fake {
     /// While a release container runs, this image takes over this
     /// reference: a concurrent `build TAG` or `pull TAG` mid-promote.
     pub retag_during_release: Mutex<Option<(String, ImageInfo)>>,
+    /// Sessions run here, as local processes, with a container's
+    /// `/webdock/...` paths under this directory; their pids.
+    pub exec_root: Mutex<Option<PathBuf>>,
+    pub session_pids: Mutex<Vec<u32>>,
+    /// Runs this program instead of a session's own (with its arguments).
+    pub session_program: Mutex<Option<PathBuf>>,
     next_id: Mutex<u32>,
 }
 
@@ -67,6 +73,45 @@ impl Fake {
     pub fn calls(&self) -> Vec<String> {
         self.calls.lock().unwrap().clone()
     }
+    /// A session run on this machine: the command as given, its
+    /// `/webdock/...` arguments moved under `exec_root`, its stdin and
+    /// stdout the session's (it is killed when the session is dropped).
+    fn local_session(&self, cmd: &[String]) -> Session {
+        let root = self.exec_root.lock().unwrap().clone();
+        let args: Vec<String> = cmd[1..]
+            .iter()
+            .map(|a| match (&root, a.strip_prefix("/webdock/")) {
+                (Some(r), Some(rest)) => r.join(rest).display().to_string(),
+                _ => a.clone(),
+            })
+            .collect();
+        let program = self.session_program.lock().unwrap().clone();
+        let program = program.unwrap_or_else(|| PathBuf::from(&cmd[0]));
+        let mut child = tokio::process::Command::new(program)
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("a local session starts");
+        if let Some(pid) = child.id() {
+            self.session_pids.lock().unwrap().push(pid);
+        }
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let output = futures_util::stream::unfold((stdout, child), |(mut out, child)| async move {
+            let mut buf = vec![0u8; 4096];
+            match out.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(buf), (out, child)))
+                }
+            }
+        });
+        Session::new(Box::pin(stdin), Box::pin(output))
+    }
+
     fn info(name: &str, spec: &ContainerSpec, running: bool) -> ContainerInfo {
         ContainerInfo {
             id: format!("id-{name}"),
@@ -228,13 +273,13 @@ impl Engine for Fake {
         self.log(format!("logs {name}"));
         Ok(format!("logs of {name}\n"))
     }
-    async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String> {
-        self.log(format!("exec-prepare {container} {}", cmd.join(" ")));
-        Ok(format!("exec:{container}:{}", cmd.join(" ")))
-    }
-    async fn exec_start(&self, id: &str) -> Result<ExecOutput> {
-        self.log(format!("exec-start {id}"));
+    async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput> {
+        self.log(format!("exec {container} {}", cmd.join(" ")));
         Ok(ExecOutput::default())
+    }
+    async fn exec_session(&self, container: &str, cmd: &[String]) -> Result<Session> {
+        self.log(format!("exec-session {container} {}", cmd[0]));
+        Ok(self.local_session(cmd))
     }
     async fn follow_output(&self, name: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
         self.log(format!("follow {name}"));
@@ -282,11 +327,11 @@ impl<T: Engine> Engine for &T {
     async fn logs_tail(&self, name: &str, lines: usize) -> Result<String> {
         (**self).logs_tail(name, lines).await
     }
-    async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String> {
-        (**self).exec_prepare(container, cmd).await
+    async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput> {
+        (**self).exec(container, cmd).await
     }
-    async fn exec_start(&self, id: &str) -> Result<ExecOutput> {
-        (**self).exec_start(id).await
+    async fn exec_session(&self, container: &str, cmd: &[String]) -> Result<Session> {
+        (**self).exec_session(container, cmd).await
     }
     async fn follow_output(&self, name: &str, on_line: &mut dyn FnMut(&str)) -> Result<()> {
         (**self).follow_output(name, on_line).await

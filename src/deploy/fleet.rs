@@ -256,7 +256,8 @@ impl<'a, E: Engine> Fleet<'a, E> {
             .zip(verified)
             .map(|(((d, _, _), (f, _)), v)| FlipOutcome {
                 host: d.host.name.clone(),
-                flipped: f.is_ok(),
+                // no answer is a failed flip that may have happened
+                flipped: crate::host::maybe_flipped(f),
                 result: v,
             })
             .collect();

@@ -272,12 +272,12 @@ impl Engine for Docker {
             })?
     }
 
-    async fn exec_prepare(&self, container: &str, cmd: &[String]) -> Result<String> {
-        exec::prepare(&self.inner, container, cmd).await
+    async fn exec(&self, container: &str, cmd: &[String]) -> Result<ExecOutput> {
+        exec::run(&self.inner, container, cmd).await
     }
 
-    async fn exec_start(&self, id: &str) -> Result<ExecOutput> {
-        exec::start(&self.inner, id).await
+    async fn exec_session(&self, container: &str, cmd: &[String]) -> Result<Session> {
+        exec::session(&self.inner, container, cmd).await
     }
 
     async fn logs_tail(&self, name: &str, lines: usize) -> Result<String> {

@@ -57,7 +57,9 @@ stop_grace = "10s"
 [health]
 consecutive = 3
 interval = "100ms"
-deadline = "30s"
+# at load average 60 on 2 cores the example's uWSGI took 26 s to load the
+# app: 30 s failed a healthy promote
+deadline = "60s"
 [cron]
 stop_grace = "5s"
 [djobs.billing]

@@ -3,11 +3,14 @@
 
 use anyhow::{anyhow, bail};
 use futures_util::future::join_all;
+use serde_json::json;
 use std::time::Instant;
 
 use super::{decide, host_errors, AfterFlip, Fleet, FlipOutcome};
+use crate::deploy::{Deployer, Step};
 use crate::engine::Engine;
 use crate::history::{self, HostRecord, Intent};
+use crate::host::{maybe_flipped, PreparedFlip};
 use crate::names::Tag;
 use crate::plan;
 use crate::roles::Color;
@@ -18,10 +21,12 @@ impl<E: Engine> Fleet<'_, E> {
     /// fleet promote of that tag.
     pub async fn rollback(&self) -> anyhow::Result<Tag> {
         let (entries, _) = history::read(&self.cfg.layout().history())?;
+        // Every host looked at once: each look is several engine calls.
+        let seen = join_all(self.hosts.iter().map(|d| d.host.observe(&self.cfg.project))).await;
         let mut warm = Vec::new();
         let mut target = None;
-        for d in &self.hosts {
-            let obs = d.host.observe(&self.cfg.project).await?;
+        for (d, obs) in self.hosts.iter().zip(seen) {
+            let obs = obs.map_err(|e| anyhow!("{}: {e}", d.host.name))?;
             match plan::rollback_target(&obs, &entries, Some(&d.host.name)) {
                 Ok(plan::RollbackTarget::Warm { color, tag }) => {
                     warm.push(color);
@@ -48,94 +53,130 @@ impl<E: Engine> Fleet<'_, E> {
         // running that tag only if we start them; health-check them instead.
         let started = Instant::now();
         let mut records = self.blank_records();
-        for (r, c) in records.iter_mut().zip(&warm) {
+        let mut window = None;
+        let res = self
+            .rollback_warm(&tag, &warm, &mut records, &mut window)
+            .await;
+        for ((r, c), d) in records.iter_mut().zip(&warm).zip(&self.hosts) {
             r.from_color = Some(c.other().to_string());
+            r.steps = d.steps.done();
         }
-        let res = self.rollback_warm(&tag, &warm, &mut records).await;
-        self.record(Intent::Rollback, &tag, records, None, started, &res);
+        self.record(Intent::Rollback, &tag, records, window, started, &res);
         res.map(|()| tag)
     }
 
-    /// Sets each host's `to_color` once its flip held: history must not
-    /// say a rollback went live when it stopped at the health checks.
+    /// Health on every host's warm color and, meanwhile, its flip made
+    /// ready; then one flip round and the workers. Sets each host's
+    /// `to_color` once its flip held: history must not say a rollback went
+    /// live when it stopped at the health checks.
     async fn rollback_warm(
         &self,
         tag: &Tag,
         warm: &[Color],
         records: &mut [HostRecord],
+        window: &mut Option<f64>,
     ) -> anyhow::Result<()> {
-        let tag_ref = tag;
-        let checks = join_all(self.hosts.iter().zip(warm).map(|(d, c)| async move {
-            let tag = tag_ref;
-            (
-                d.host.name.clone(),
-                d.host
-                    .wait_healthy(*c, &self.cfg.health, tag.as_str())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| anyhow!(e)),
-            )
+        let h = &self.cfg.health;
+        let ready = join_all(self.hosts.iter().zip(warm).map(|(d, c)| async move {
+            let health = d.steps.run(Step::Health, async {
+                let hy = d.host.wait_healthy(*c, h, tag.as_str()).await?;
+                Ok(((), json!({ "probes": hy.probes, "color": c })))
+            });
+            let (health, flip) = tokio::join!(health, d.host.prepare_flip(*c));
+            let r = health.and_then(|()| Ok(flip?));
+            (d.host.name.clone(), r)
         }))
         .await;
-        let errors = host_errors(checks);
+        let mut flips = Vec::new();
+        let mut errors = Vec::new();
+        for (d, (name, r)) in self.hosts.iter().zip(ready) {
+            match r {
+                Ok(p) => flips.push((d, p)),
+                Err(e) => errors.push(format!("{name}: {e:#}")),
+            }
+        }
         if !errors.is_empty() {
             bail!(
                 "the previous release {tag} is not healthy everywhere; traffic stays\n{}",
                 errors.join("\n")
             );
         }
-        self.flip_all(tag, warm).await?;
+        *window = self.flip_all(tag, &flips).await?;
         for (r, c) in records.iter_mut().zip(warm) {
             r.to_color = Some(c.to_string());
         }
-        self.place_workers(tag_ref)
+        self.place_workers(tag)
             .await
             .map_err(|e| anyhow!("traffic is on {tag}, but workers failed: {e:#}"))?;
         Ok(())
     }
 
-    /// Flips every host to its `to` color at once, verifies, flips all back
-    /// on any failure.
-    async fn flip_all(&self, tag: &Tag, to: &[Color]) -> anyhow::Result<()> {
-        let prepared = join_all(
-            self.hosts
-                .iter()
-                .zip(to)
-                .map(|(d, c)| d.host.prepare_flip(*c)),
-        )
-        .await;
-        let mut flips = Vec::new();
-        for (d, p) in self.hosts.iter().zip(prepared) {
-            flips.push((d, p.map_err(|e| anyhow!("{}: {e}", d.host.name))?));
-        }
+    /// Flips every host at once (one round trip each), verifies, flips all
+    /// back on any failure. Returns the flip window, first to last host.
+    async fn flip_all(
+        &self,
+        tag: &Tag,
+        flips: &[(&Deployer<'_, E>, PreparedFlip)],
+    ) -> anyhow::Result<Option<f64>> {
+        let t0 = Instant::now();
         let results = join_all(flips.iter().map(|(d, p)| async move {
+            let t = Instant::now();
             let f = d.host.flip(p).await;
+            let at = t0.elapsed().as_secs_f64() * 1000.0;
             let v = match &f {
-                Ok(()) => d
-                    .host
-                    .verify(tag.as_str(), self.cfg.health.timeout)
-                    .await
-                    .map(|_| ()),
+                Ok(()) => {
+                    d.steps.end(Step::Flip, t, json!({ "color": p.to }));
+                    d.steps
+                        .run(Step::Verify, async {
+                            let url = d
+                                .host
+                                .verify(tag.as_str(), self.cfg.health.timeout)
+                                .await
+                                .map_err(|e| anyhow!(e))?;
+                            Ok(((), json!({ "url": url })))
+                        })
+                        .await
+                        .map_err(|e| format!("{e:#}"))
+                }
                 Err(e) => Err(e.to_string()),
             };
-            FlipOutcome {
+            let o = FlipOutcome {
                 host: d.host.name.clone(),
-                flipped: f.is_ok(),
+                flipped: maybe_flipped(&f),
                 result: v,
-            }
+            };
+            (o, f.is_ok().then_some(at))
         }))
         .await;
-        if let AfterFlip::FlipBack { hosts, failed } = decide::after_flip(&results) {
-            for (d, p) in &flips {
-                if hosts.contains(&d.host.name) {
-                    let _ = d.host.flip_now(p.to.other()).await;
-                }
-            }
+        let offsets: Vec<f64> = results.iter().filter_map(|(_, at)| *at).collect();
+        let outcomes: Vec<FlipOutcome> = results.into_iter().map(|(o, _)| o).collect();
+        if let AfterFlip::FlipBack { hosts, failed } = decide::after_flip(&outcomes) {
+            let back = join_all(
+                flips
+                    .iter()
+                    .filter(|(d, _)| hosts.contains(&d.host.name))
+                    .map(|(d, p)| async move {
+                        let r = d.host.flip_now(p.to.other()).await.map_err(|e| anyhow!(e));
+                        (d.host.name.clone(), r)
+                    }),
+            )
+            .await;
+            let not_back = host_errors(back);
+            let why: Vec<String> = outcomes
+                .iter()
+                .filter_map(|o| o.result.as_ref().err().map(|e| format!("{}: {e}", o.host)))
+                .collect();
             bail!(
-                "{tag} failed on {} after the flip; every flipped host was flipped back",
-                failed.join(", ")
+                "{tag} failed on {} after the flip; every flipped host was flipped back{}\n{}",
+                failed.join(", "),
+                if not_back.is_empty() {
+                    String::new()
+                } else {
+                    format!("; NOT flipped back: {}", not_back.join("; "))
+                },
+                why.join("\n")
             );
         }
-        Ok(())
+        Ok(decide::flip_window(&offsets))
     }
 }

@@ -169,7 +169,10 @@ impl<E: Engine> Fleet<'_, E> {
                     let wanted = &wanted;
                     async move {
                         let r: anyhow::Result<()> = async {
-                            let obs = d.host.observe(&self.cfg.project).await?;
+                            // The containers only: the live link (an exec
+                            // in the helper) says nothing about workers.
+                            let list = d.engine().list_containers(&self.cfg.project).await?;
+                            let obs = plan::Observed::new(list, None);
                             let plan = plan::workers_to_replace(&obs, wanted, &self.cfg.project);
                             for u in &plan.drop {
                                 d.remove(&u.name, u.grace).await?;
