@@ -402,9 +402,13 @@ impl MainEngine {
                 id,
             ]));
             let text = String::from_utf8_lossy(&o.stdout).trim().to_string();
-            // gone between ps and inspect, or a webdock test's own
+            // gone between ps and inspect, or a webdock test's own; a
+            // `webdock build` step's container (another checkout building
+            // at the same time) runs, exits and goes by itself
             if let Some(("", rest)) = text.split_once('|') {
-                containers.insert(id.to_string(), rest.to_string());
+                if !rest.starts_with("/webdock-build-") {
+                    containers.insert(id.to_string(), rest.to_string());
+                }
             }
         }
         let networks = ok(
