@@ -249,17 +249,16 @@ mod tests {
     /// traverse them. Runs in a child process (the umask is per process).
     #[test]
     fn every_directory_webdock_creates_is_traversable_under_umask_077() {
+        const NAME: &str =
+            "proxy::tests::every_directory_webdock_creates_is_traversable_under_umask_077";
+        if crate::own_process::is_child(NAME) {
+            let root = PathBuf::from(std::env::var_os("WEBDOCK_TEST_ROOT").unwrap());
+            let l = Layout::new(&root.join("a/b/run"), &root.join("c/d/state"), "t");
+            ensure_dirs(&l).unwrap();
+            return;
+        }
         let d = tempfile::tempdir().unwrap();
-        let o = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("umask 077; exec \"$0\" --exact --ignored --quiet proxy::tests::ensure_dirs_in_env_root")
-            .arg(std::env::current_exe().unwrap())
-            .env("WEBDOCK_TEST_ROOT", d.path())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-        let s = String::from_utf8_lossy(&o.stdout);
-        assert!(s.contains("1 passed"), "the child ran the test: {s}");
+        crate::own_process::run(NAME, "umask 077", &[("WEBDOCK_TEST_ROOT", d.path())]);
         let l = Layout::new(&d.path().join("a/b/run"), &d.path().join("c/d/state"), "t");
         let mut checked = 0;
         for top in [l.color_dir(Color::Blue), l.links_dir().to_path_buf()] {
@@ -278,15 +277,6 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(state & 0o777, 0o700);
-    }
-
-    /// The child of the test above.
-    #[test]
-    #[ignore = "run by every_directory_webdock_creates_is_traversable_under_umask_077"]
-    fn ensure_dirs_in_env_root() {
-        let root = PathBuf::from(std::env::var_os("WEBDOCK_TEST_ROOT").unwrap());
-        let l = Layout::new(&root.join("a/b/run"), &root.join("c/d/state"), "t");
-        ensure_dirs(&l).unwrap();
     }
 
     #[test]
